@@ -1,0 +1,320 @@
+"""Typed, validated configuration for the model, data, training, GECO and evaluation.
+
+The Hydra tree under ``experiments/conf`` is the one home of the values; these dataclasses only give
+them types and check them. ``ExperimentConfig.from_dict`` collects *every* problem in a config before
+raising, so a grid can be validated as a whole and report all of its errors at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args, get_origin
+
+PRIORS = ("reversed_plusplus", "reversed", "bottom_up")
+DECODERS = ("iodine", "big", "small")
+LIKELIHOODS = ("gmm", "gaussian")
+LOSS_WEIGHTS = ("code", "paper")
+DATASETS = ("tetrominoes", "multi_dsprites", "clevr6")
+PRECISIONS = ("fp32", "bf16")
+
+
+class ConfigError(ValueError):
+    """One or more invalid config values; ``errors`` lists each as 'key: problem'."""
+
+    def __init__(self, errors: list[str]):
+        self.errors = list(errors)
+        super().__init__("invalid config:\n  - " + "\n  - ".join(self.errors))
+
+
+def _choice(errors: list[str], key: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        errors.append(f"{key}={value!r} is not allowed (allowed: {', '.join(map(repr, allowed))})")
+
+
+def _at_least(errors: list[str], key: str, value: Any, low: float) -> None:
+    if not isinstance(value, int | float) or value < low:
+        errors.append(f"{key}={value!r} must be a number >= {low}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """EMORL architecture (spec §2–§3). ``K`` and the batch size are runtime properties of the model."""
+
+    K: int = 4
+    z_size: int = 64
+    stochastic_layers: int = 3
+    refinement_steps: int = 3
+    prior: Literal["reversed_plusplus", "reversed", "bottom_up"] = "reversed_plusplus"
+    dual_gru: bool = True
+    decoder: Literal["iodine", "big", "small"] = "iodine"
+    likelihood: Literal["gmm", "gaussian"] = "gaussian"
+    log_scale: float = math.log(0.1)
+    input_size: tuple[int, int, int] = (3, 64, 64)
+    loss_weights: Literal["code", "paper"] = "code"
+
+    def problems(self, prefix: str = "model") -> list[str]:
+        errors: list[str] = []
+        _at_least(errors, f"{prefix}.K", self.K, 1)
+        _at_least(errors, f"{prefix}.z_size", self.z_size, 1)
+        _at_least(errors, f"{prefix}.stochastic_layers", self.stochastic_layers, 0)
+        _at_least(errors, f"{prefix}.refinement_steps", self.refinement_steps, 0)
+        _choice(errors, f"{prefix}.prior", self.prior, PRIORS)
+        _choice(errors, f"{prefix}.decoder", self.decoder, DECODERS)
+        _choice(errors, f"{prefix}.likelihood", self.likelihood, LIKELIHOODS)
+        _choice(errors, f"{prefix}.loss_weights", self.loss_weights, LOSS_WEIGHTS)
+        size = tuple(self.input_size)
+        if len(size) != 3 or size[0] != 3 or size[1] != size[2] or size[1] < 1:
+            errors.append(f"{prefix}.input_size={list(size)} must be [3, S, S] (square RGB images)")
+        elif self.decoder == "big" and size[1] != 96:
+            errors.append(f"{prefix}.decoder='big' only outputs 96x96 images, but input_size is {list(size)}")
+        return errors
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which Multi-Object dataset to read and how (spec §1)."""
+
+    name: Literal["tetrominoes", "multi_dsprites", "clevr6"] = "tetrominoes"
+    root: str = "data"
+    masks: bool = False
+    factors: bool = False
+    clevr_resolution: int | None = None
+    in_memory: bool = False
+    num_workers: int = 2
+    generate_if_missing: bool = False
+    generate_train: int = 2000
+    generate_test: int = 320
+
+    def problems(self, prefix: str = "data") -> list[str]:
+        errors: list[str] = []
+        _choice(errors, f"{prefix}.name", self.name, DATASETS)
+        if self.clevr_resolution is not None:
+            _choice(errors, f"{prefix}.clevr_resolution", self.clevr_resolution, (96, 128))
+            if self.name != "clevr6":
+                errors.append(f"{prefix}.clevr_resolution is only for clevr6, not {self.name!r}")
+        _at_least(errors, f"{prefix}.num_workers", self.num_workers, 0)
+        return errors
+
+
+@dataclass(frozen=True)
+class GecoConfig:
+    """GECO (spec §4). ``reconstruction_target`` is per pixel and channel; it is scaled by C·H·W."""
+
+    enabled: bool = True
+    reconstruction_target: float = -2.206
+    ema_alpha: float = 0.99
+    step_size: float = 1e-6
+    step_size_acceleration: float = 1.0
+    warm_start: int = 1000
+    beta_init: float = 0.55
+    beta_floor: float = 0.55
+
+    def problems(self, prefix: str = "geco") -> list[str]:
+        errors: list[str] = []
+        if not 0.0 < self.ema_alpha < 1.0:
+            errors.append(f"{prefix}.ema_alpha={self.ema_alpha!r} must lie in (0, 1)")
+        _at_least(errors, f"{prefix}.step_size", self.step_size, 0.0)
+        _at_least(errors, f"{prefix}.step_size_acceleration", self.step_size_acceleration, 0.0)
+        _at_least(errors, f"{prefix}.warm_start", self.warm_start, 0)
+        return errors
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """The training recipe (spec §5). ``batch_size`` is the *global* batch over all ranks."""
+
+    batch_size: int = 32
+    iters: int = 200_000
+    lr: float = 4e-4
+    warmup_steps: int = 10_000
+    decay_rate: float = 0.5
+    decay_steps: int = 100_000
+    clip_grad_norm: float | None = 5.0
+    kl_beta: float = 1.0
+    refinement_curriculum: tuple[tuple[int, int], ...] = ((-1, 3),)
+    seed: int = 1
+    precision: Literal["fp32", "bf16"] = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    checkpoint_every_steps: int = 25_000
+    checkpoint_every_minutes: float = 30.0
+    keep_checkpoints: int = 3
+    max_nonfinite_steps: int = 20
+    log_every: int = 100
+    image_every: int = 5_000
+    output_dir: str = "outputs/run"
+    resume: bool = True
+    device: str = "auto"
+
+    def problems(self, prefix: str = "training") -> list[str]:
+        errors: list[str] = []
+        _at_least(errors, f"{prefix}.batch_size", self.batch_size, 1)
+        _at_least(errors, f"{prefix}.iters", self.iters, 0)
+        _at_least(errors, f"{prefix}.lr", self.lr, 0.0)
+        _at_least(errors, f"{prefix}.warmup_steps", self.warmup_steps, 0)
+        _at_least(errors, f"{prefix}.decay_steps", self.decay_steps, 1)
+        _at_least(errors, f"{prefix}.log_every", self.log_every, 1)
+        _at_least(errors, f"{prefix}.image_every", self.image_every, 1)
+        _at_least(errors, f"{prefix}.checkpoint_every_steps", self.checkpoint_every_steps, 1)
+        _at_least(errors, f"{prefix}.keep_checkpoints", self.keep_checkpoints, 1)
+        _at_least(errors, f"{prefix}.max_nonfinite_steps", self.max_nonfinite_steps, 1)
+        _choice(errors, f"{prefix}.precision", self.precision, PRECISIONS)
+        curriculum = self.refinement_curriculum
+        if not curriculum or any(len(entry) != 2 or entry[1] < 0 for entry in curriculum):
+            errors.append(
+                f"{prefix}.refinement_curriculum={curriculum!r} must be a non-empty list of "
+                "[start_step, I] pairs with I >= 0"
+            )
+        elif [start for start, _ in curriculum] != sorted(start for start, _ in curriculum):
+            errors.append(f"{prefix}.refinement_curriculum={curriculum!r} must be sorted by start_step")
+        return errors
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation (spec §7–§9)."""
+
+    num_images: int = 320
+    batch_size: int = 32
+    refinement_steps: int = 3
+    num_slots: int | None = None
+    seed: int = 2
+    activeness_images: int = 100
+    traversal_steps: int = 8
+    gif_top_k: int = 10
+    output_dir: str = "outputs/eval"
+
+    def problems(self, prefix: str = "eval") -> list[str]:
+        errors: list[str] = []
+        _at_least(errors, f"{prefix}.num_images", self.num_images, 1)
+        _at_least(errors, f"{prefix}.batch_size", self.batch_size, 1)
+        _at_least(errors, f"{prefix}.refinement_steps", self.refinement_steps, 0)
+        if self.num_slots is not None:
+            _at_least(errors, f"{prefix}.num_slots", self.num_slots, 1)
+        return errors
+
+
+SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "training": TrainingConfig,
+    "geco": GecoConfig,
+    "eval": EvalConfig,
+}
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything one run needs. Built from a plain (Hydra-resolved) dict by ``from_dict``."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    geco: GecoConfig = field(default_factory=GecoConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def problems(self) -> list[str]:
+        errors: list[str] = []
+        for name in SECTIONS:
+            errors += getattr(self, name).problems(name)
+        if self.model.input_size[1] != {"tetrominoes": 35, "multi_dsprites": 64}.get(
+            self.data.name, self.data.clevr_resolution or self.model.input_size[1]
+        ):
+            errors.append(
+                f"model.input_size={list(self.model.input_size)} does not match the images of "
+                f"data.name={self.data.name!r} (clevr_resolution={self.data.clevr_resolution})"
+            )
+        return errors
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ExperimentConfig:
+        """Build and validate; unknown keys, wrong types and bad values are all reported together.
+
+        Top-level keys other than the sections (``tracking``, ``launcher``, ``grid``, ...) are ignored:
+        they belong to the orchestration layer.
+        """
+        errors: list[str] = []
+        sections = {}
+        for name, section_type in SECTIONS.items():
+            section_raw = raw.get(name) or {}
+            if not isinstance(section_raw, Mapping):
+                errors.append(f"{name} must be a mapping, got {type(section_raw).__name__}")
+                section_raw = {}
+            sections[name] = _build_section(section_type, section_raw, name, errors)
+        if errors:
+            raise ConfigError(errors)
+        config = cls(**sections)
+        errors = config.problems()
+        if errors:
+            raise ConfigError(errors)
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (tuples as lists), the inverse of ``from_dict``."""
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _build_section(section_type: type, raw: Mapping[str, Any], prefix: str, errors: list[str]) -> Any:
+    hints = typing.get_type_hints(section_type)
+    known = {f.name for f in dataclasses.fields(section_type)}
+    for key in raw:
+        if key not in known:
+            errors.append(f"{prefix}.{key} is not a known key (known: {', '.join(sorted(known))})")
+    values = {}
+    for key in known & set(raw):
+        try:
+            values[key] = _coerce(raw[key], hints[key])
+        except (TypeError, ValueError) as exc:
+            errors.append(f"{prefix}.{key}={raw[key]!r}: {exc}")
+    return section_type(**values)
+
+
+def _coerce(value: Any, hint: Any) -> Any:
+    """Coerce a YAML value to the annotated type (lists to tuples, ints to floats), or raise."""
+    origin = get_origin(hint)
+    args = get_args(hint)
+    if origin is Literal:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [arg for arg in args if arg is not type(None)]
+        return _coerce(value, inner[0])
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise TypeError(f"expected a list, got {type(value).__name__}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(item, args[0]) for item in value)
+        if len(args) != len(value):
+            raise ValueError(f"expected {len(args)} items, got {len(value)}")
+        return tuple(_coerce(item, arg) for item, arg in zip(args, value, strict=True))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"expected true/false, got {type(value).__name__}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"expected an integer, got {type(value).__name__}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"expected a number, got {type(value).__name__}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise TypeError(f"expected a string, got {type(value).__name__}")
+        return value
+    return value

@@ -1,0 +1,1 @@
+"""Evaluation: segmentation scores, disentanglement, figures and GIFs."""

@@ -1,0 +1,64 @@
+"""The Logger protocol the trainer and the evaluation call, and its console implementation.
+
+``emorl`` never imports a tracking backend: the MLflow implementation lives in
+``orchestration.tracking`` and satisfies this same protocol.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Logger(Protocol):
+    """Where a run reports to. Every method is called on rank 0 only and must not block training."""
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record the flattened, resolved config once per run."""
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        """Record scalar metrics (plain floats; the caller has already synchronised them)."""
+
+    def log_image(self, key: str, image: np.ndarray, step: int) -> None:
+        """Record an ``[H, W, 3]`` uint8 picture, e.g. ``train/reconstruction``."""
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        """Attach a file or folder (checkpoint, GIF, results.json) to the run."""
+
+    def close(self, status: str = "FINISHED") -> None:
+        """End the run with status FINISHED, FAILED or KILLED, flushing whatever is pending."""
+
+
+class ConsoleLogger:
+    """Prints metrics as plain lines; the trainer's tqdm bar carries the live progress."""
+
+    def __init__(self, stream: Any = None, image_dir: str | Path | None = None):
+        self.stream = stream or sys.stdout
+        self.image_dir = Path(image_dir) if image_dir else None
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        pass
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        shown = "  ".join(f"{key}={value:.4g}" for key, value in sorted(metrics.items()))
+        print(f"step {step}: {shown}", file=self.stream, flush=True)
+
+    def log_image(self, key: str, image: np.ndarray, step: int) -> None:
+        if self.image_dir is None:
+            return
+        from PIL import Image
+
+        path = self.image_dir / f"{key.replace('/', '_')}_{step:08d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(path)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        pass
+
+    def close(self, status: str = "FINISHED") -> None:
+        print(f"run ended: {status}", file=self.stream, flush=True)

@@ -1,0 +1,1 @@
+"""The EMORL model, one concept per module."""

@@ -1,0 +1,1 @@
+"""Training loop, distributed set-up, checkpoints and schedules."""

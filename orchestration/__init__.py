@@ -1,0 +1,1 @@
+"""The cluster layer: grids, tracking, submission, jobs, status, aggregation and tables."""
