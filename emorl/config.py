@@ -246,10 +246,8 @@ class ExperimentConfig:
                 errors.append(f"{name} must be a mapping, got {type(section_raw).__name__}")
                 section_raw = {}
             sections[name] = _build_section(section_type, section_raw, name, errors)
-        if errors:
-            raise ConfigError(errors)
         config = cls(**sections)
-        errors = config.problems()
+        errors += config.problems()
         if errors:
             raise ConfigError(errors)
         return config
@@ -300,7 +298,7 @@ def _coerce(value: Any, hint: Any) -> Any:
             return tuple(_coerce(item, args[0]) for item in value)
         if len(args) != len(value):
             raise ValueError(f"expected {len(args)} items, got {len(value)}")
-        return tuple(_coerce(item, arg) for item, arg in zip(args, value, strict=True))
+        return tuple(_coerce(item, arg) for item, arg in zip(value, args, strict=True))
     if hint is bool:
         if not isinstance(value, bool):
             raise TypeError(f"expected true/false, got {type(value).__name__}")
