@@ -1,0 +1,127 @@
+"""Tetrominoes-like images: 35×35, black background, exactly 3 coloured tetrominoes that never touch.
+
+Layout of one image (DeepMind's Multi-Object Datasets layout, spec §1.1):
+    imgs     uint8   [35, 35, 3]
+    masks    uint8   [4, 35, 35, 1]   0/255; entity 0 = background, entities 1..3 = the pieces
+    factors  float32 [4, 7]           FACTOR_NAMES = (x, y, shape, color_r, color_g, color_b, visibility)
+
+Factors of a piece: ``x``, ``y`` = centre of its bounding box in pixels (column, row; pixel ``c`` spans
+``[c, c+1)``); ``shape`` = 1 + index into ``SHAPES`` (1..17); ``color_r/g/b`` = its RGB colour in [0, 1];
+``visibility`` = 1. The background row is all zeros except ``visibility`` = 1 (code 0 means "no shape").
+
+How it matches DeepMind's Tetrominoes: 35×35 images, black background, exactly 3 non-overlapping pieces,
+17 shapes/orientations, 6 colours, masks ``[4,35,35,1]``, colour stored as an RGB triple like theirs.
+
+Choices and differences (deliberate; the real files were not available to compare pixel by pixel):
+  * Shapes: the 19 fixed tetrominoes minus the two straight "I" pieces, i.e. O (1), T (4), S (2), Z (2),
+    J (4), L (4) = 17. Dropping the I pieces makes every piece fit a 3×3-block box, so three pieces always
+    fit the 35×35 canvas with room around them; a 4-block straight piece would span 20 of 35 pixels.
+  * Each block is a flat 5×5-pixel square (a 3×3-block box is 15×15 px). Pieces sit at any integer pixel
+    offset inside the canvas (not on a block grid). The real data may shade blocks differently.
+  * Palette: six saturated colours, red, green, blue, yellow, magenta, cyan; each piece draws its colour
+    independently, so two pieces may share a colour.
+  * Pieces never overlap and never touch, not even diagonally (≥ 1 px of background between any two), so
+    every piece is a separate region even when two pieces share a colour. Layouts are resampled until this
+    holds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+IMAGE_SIZE = 35
+NUM_PIECES = 3
+MAX_ENTITIES = NUM_PIECES + 1
+BLOCK_PX = 5
+FACTOR_NAMES = ("x", "y", "shape", "color_r", "color_g", "color_b", "visibility")
+
+PALETTE = np.array(  # [6, 3] uint8 RGB
+    [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [255, 0, 255], [0, 255, 255]], dtype=np.uint8
+)
+
+_FREE_TETROMINOES = {  # one orientation of each, as (row, col) block cells
+    "O": ((0, 0), (0, 1), (1, 0), (1, 1)),
+    "T": ((0, 0), (0, 1), (0, 2), (1, 1)),
+    "S": ((0, 1), (0, 2), (1, 0), (1, 1)),
+    "Z": ((0, 0), (0, 1), (1, 1), (1, 2)),
+    "J": ((0, 0), (1, 0), (1, 1), (1, 2)),
+    "L": ((0, 2), (1, 0), (1, 1), (1, 2)),
+}
+
+
+def _orientations(cells: tuple[tuple[int, int], ...]) -> list[np.ndarray]:
+    """The distinct 90° rotations of a piece, each a [3, 3] bool block grid anchored at the top-left."""
+    grid = np.zeros((3, 3), dtype=bool)
+    grid[tuple(np.array(cells).T)] = True
+    found: list[np.ndarray] = []
+    for turns in range(4):
+        rotated = np.rot90(grid, turns)
+        rows, cols = np.nonzero(rotated)
+        anchored = np.zeros((3, 3), dtype=bool)
+        anchored[rows - rows.min(), cols - cols.min()] = True
+        if not any(np.array_equal(anchored, seen) for seen in found):
+            found.append(anchored)
+    return found
+
+
+SHAPES: tuple[np.ndarray, ...] = tuple(
+    grid for cells in _FREE_TETROMINOES.values() for grid in _orientations(cells)
+)  # 17 × [3, 3] bool block grids; shape code = 1 + index
+_BLOCK = np.ones((BLOCK_PX, BLOCK_PX), dtype=bool)
+_TEMPLATES = np.stack([np.kron(grid, _BLOCK) for grid in SHAPES])  # [17, 15, 15] pixel masks
+_HEIGHT_PX = _TEMPLATES.any(axis=2).sum(axis=1)  # [17]
+_WIDTH_PX = _TEMPLATES.any(axis=1).sum(axis=1)  # [17]
+
+
+def _rasterise(shape: np.ndarray, top: np.ndarray, left: np.ndarray) -> np.ndarray:
+    """Bool masks [..., 35, 35] of pieces ``shape`` (template index) placed with their box at (top, left)."""
+    side = _TEMPLATES.shape[1]
+    pixels = np.arange(IMAGE_SIZE)
+    rows = pixels - top[..., None]  # [..., 35]
+    cols = pixels - left[..., None]  # [..., 35]
+    inside = ((rows >= 0) & (rows < side))[..., :, None] & ((cols >= 0) & (cols < side))[..., None, :]
+    rows, cols = np.clip(rows, 0, side - 1), np.clip(cols, 0, side - 1)
+    return _TEMPLATES[shape[..., None, None], rows[..., :, None], cols[..., None, :]] & inside
+
+
+def _touching(pieces: np.ndarray) -> np.ndarray:
+    """[C] bool: whether any two of the [C, 3, 35, 35] piece masks overlap or are 8-neighbours."""
+    padded = np.pad(pieces, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    grown = np.zeros_like(pieces)
+    for dr in range(3):
+        for dc in range(3):
+            grown |= padded[:, :, dr : dr + IMAGE_SIZE, dc : dc + IMAGE_SIZE]
+    clash = np.zeros(len(pieces), dtype=bool)
+    for a in range(NUM_PIECES):
+        for b in range(a + 1, NUM_PIECES):
+            clash |= (grown[:, a] & pieces[:, b]).any(axis=(1, 2))
+    return clash
+
+
+def generate_chunk(rng: np.random.Generator, count: int) -> dict[str, np.ndarray]:
+    """Draw ``count`` images with their masks and factors (layout in the module docstring)."""
+    shape = np.zeros((count, NUM_PIECES), dtype=np.int64)
+    top = np.zeros_like(shape)
+    left = np.zeros_like(shape)
+    pieces = np.zeros((count, NUM_PIECES, IMAGE_SIZE, IMAGE_SIZE), dtype=bool)  # [C, 3, H, W]
+    redo = np.ones(count, dtype=bool)
+    while redo.any():
+        todo = int(redo.sum())
+        shape[redo] = rng.integers(0, len(SHAPES), size=(todo, NUM_PIECES))
+        top[redo] = np.floor(rng.random((todo, NUM_PIECES)) * (IMAGE_SIZE - _HEIGHT_PX[shape[redo]] + 1))
+        left[redo] = np.floor(rng.random((todo, NUM_PIECES)) * (IMAGE_SIZE - _WIDTH_PX[shape[redo]] + 1))
+        pieces[redo] = _rasterise(shape[redo], top[redo], left[redo])
+        redo[redo] = _touching(pieces[redo])
+    colour = rng.integers(0, len(PALETTE), size=(count, NUM_PIECES))
+
+    imgs = np.einsum("ckhw,ckd->chwd", pieces.astype(np.uint8), PALETTE[colour])  # [C, H, W, 3]
+    entity = np.concatenate([~pieces.any(axis=1, keepdims=True), pieces], axis=1)  # [C, E, H, W]
+    masks = (entity[..., None] * np.uint8(255)).astype(np.uint8)  # [C, E, H, W, 1]
+
+    factors = np.zeros((count, MAX_ENTITIES, len(FACTOR_NAMES)), dtype=np.float32)  # [C, E, F]
+    factors[:, 1:, 0] = left + _WIDTH_PX[shape] / 2
+    factors[:, 1:, 1] = top + _HEIGHT_PX[shape] / 2
+    factors[:, 1:, 2] = shape + 1
+    factors[:, 1:, 3:6] = PALETTE[colour] / 255.0
+    factors[:, :, -1] = 1.0
+    return {"imgs": imgs.astype(np.uint8), "masks": masks, "factors": factors}

@@ -1,0 +1,162 @@
+"""Behaviour of the offline dataset generators (reference layout, spec §1.1)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emorl.data.generators import GENERATORS, generate, get_generator
+
+SIZES = {"tetrominoes": 40, "multi_dsprites": 40, "clevr6": 4}  # small; CLEVR renders ~20 images/s
+OBJECT_COUNTS = {"tetrominoes": (3, 3), "multi_dsprites": (2, 5), "clevr6": (3, 6)}
+NAMES = [name for name in SIZES if name in GENERATORS]
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def dataset(request: pytest.FixtureRequest) -> tuple[str, dict[str, np.ndarray]]:
+    name = request.param
+    return name, generate(name, SIZES[name], seed=7, progress=False)
+
+
+def _objects(masks: np.ndarray) -> np.ndarray:
+    """[N, E-1, H, W] bool object masks (background dropped)."""
+    return masks[:, 1:, ..., 0] == 255
+
+
+def test_arrays_have_the_registered_shapes_and_dtypes(dataset):
+    name, data = dataset
+    spec = get_generator(name)
+    n, (h, w, _), e, f = SIZES[name], spec.image_shape, spec.max_entities, len(spec.factor_names)
+    assert set(data) == {"imgs", "masks", "factors"}
+    assert data["imgs"].shape == (n, h, w, 3) and data["imgs"].dtype == np.uint8
+    assert data["masks"].shape == (n, e, h, w, 1) and data["masks"].dtype == np.uint8
+    assert data["factors"].shape == (n, e, f) and data["factors"].dtype == np.float32
+    assert spec.factor_names[-1] == "visibility"
+
+
+def test_masks_are_binary_0_or_255(dataset):
+    _, data = dataset
+    assert set(np.unique(data["masks"])) <= {0, 255}
+
+
+def test_masks_partition_every_pixel(dataset):
+    _, data = dataset
+    owners = (data["masks"] == 255).sum(axis=1)  # [N, H, W, 1]
+    assert (owners == 1).all()
+
+
+def test_background_mask_is_the_pixels_no_object_covers(dataset):
+    _, data = dataset
+    background = data["masks"][:, 0, ..., 0] == 255
+    np.testing.assert_array_equal(background, ~_objects(data["masks"]).any(axis=1))
+
+
+def test_visibility_marks_exactly_the_entities_with_pixels(dataset):
+    _, data = dataset
+    has_pixels = (data["masks"] == 255).any(axis=(2, 3, 4))  # [N, E]
+    np.testing.assert_array_equal(data["factors"][..., -1], has_pixels.astype(np.float32))
+    assert (data["factors"][:, 0, -1] == 1).all()
+
+
+def test_absent_slots_have_all_zero_factors(dataset):
+    _, data = dataset
+    absent = data["factors"][..., -1] == 0  # [N, E]
+    assert (data["factors"][absent] == 0).all()
+
+
+def test_present_objects_fill_the_first_slots(dataset):
+    _, data = dataset
+    visible = data["factors"][:, 1:, -1]  # [N, E-1]
+    count = visible.sum(axis=1).astype(int)
+    expected = np.arange(visible.shape[1])[None, :] < count[:, None]
+    np.testing.assert_array_equal(visible.astype(bool), expected)
+
+
+def test_object_count_per_image_is_in_the_dataset_range(dataset):
+    name, data = dataset
+    low, high = OBJECT_COUNTS[name]
+    count = data["factors"][:, 1:, -1].sum(axis=1)
+    assert count.min() >= low and count.max() <= high
+
+
+def test_same_seed_gives_identical_arrays(dataset):
+    name, data = dataset
+    again = generate(name, SIZES[name], seed=7, progress=True)
+    for key in data:
+        np.testing.assert_array_equal(again[key], data[key])
+
+
+def test_different_seeds_give_different_images(dataset):
+    name, data = dataset
+    other = generate(name, SIZES[name], seed=8, progress=False)
+    assert not np.array_equal(other["imgs"], data["imgs"])
+    assert not np.array_equal(other["factors"], data["factors"])
+
+
+def test_first_images_do_not_depend_on_how_many_are_generated(dataset):
+    name, data = dataset
+    prefix = generate(name, 3, seed=7, progress=False)
+    for key in data:
+        np.testing.assert_array_equal(prefix[key], data[key][:3])
+
+
+def test_zero_images_give_empty_arrays_of_the_right_shape():
+    data = generate("tetrominoes", 0, seed=0, progress=False)
+    assert data["imgs"].shape == (0, 35, 35, 3)
+    assert data["masks"].shape == (0, 4, 35, 35, 1)
+    assert data["factors"].shape == (0, 4, 7)
+
+
+def test_unknown_name_is_refused_with_the_known_names():
+    with pytest.raises(ValueError, match=r"unknown dataset generator 'mnist'.*tetrominoes"):
+        generate("mnist", 2, seed=0)
+
+
+def test_negative_count_is_refused():
+    with pytest.raises(ValueError, match="n=-1"):
+        generate("tetrominoes", -1, seed=0)
+
+
+@pytest.fixture(scope="module")
+def tetrominoes() -> dict[str, np.ndarray]:
+    return generate("tetrominoes", SIZES["tetrominoes"], seed=7, progress=False)
+
+
+def test_tetrominoes_never_overlap_or_touch(tetrominoes):
+    pieces = _objects(tetrominoes["masks"])  # [N, 3, H, W]
+    padded = np.pad(pieces, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    h, w = pieces.shape[-2:]
+    neighbourhood = np.zeros_like(pieces)
+    for dr in range(3):
+        for dc in range(3):
+            neighbourhood |= padded[:, :, dr : dr + h, dc : dc + w]
+    for a in range(3):
+        for b in range(3):
+            if a != b:
+                assert not (neighbourhood[:, a] & pieces[:, b]).any()
+
+
+def test_each_tetromino_has_four_blocks_of_25_pixels(tetrominoes):
+    area = _objects(tetrominoes["masks"]).sum(axis=(2, 3))
+    assert (area == 4 * 25).all()
+
+
+def test_tetromino_pixels_have_their_factor_colour(tetrominoes):
+    imgs, pieces = tetrominoes["imgs"], _objects(tetrominoes["masks"])
+    colour = np.rint(tetrominoes["factors"][:, 1:, 3:6] * 255).astype(np.uint8)  # [N, 3, 3]
+    for i in range(len(imgs)):
+        for k in range(3):
+            assert (imgs[i][pieces[i, k]] == colour[i, k]).all()
+
+
+def test_tetromino_background_is_black(tetrominoes):
+    background = tetrominoes["masks"][:, 0, ..., 0] == 255
+    assert (tetrominoes["imgs"][background] == 0).all()
+
+
+def test_tetrominoes_use_17_shapes_and_6_colours():
+    data = generate("tetrominoes", 512, seed=1, progress=False)
+    shapes = np.unique(data["factors"][:, 1:, 2])
+    colours = np.unique(data["factors"][:, 1:, 3:6].reshape(-1, 3), axis=0)
+    np.testing.assert_array_equal(shapes, np.arange(1, 18))
+    assert len(colours) == 6
