@@ -1,0 +1,310 @@
+"""From validated run specs to submitted jobs: decide what to run, group by resource shape, submit.
+
+Each run whose MLflow run is FINISHED is skipped; one whose job is still queued or running is left
+alone; the rest are submitted, new ones from scratch and unfinished ones to resume from the
+checkpoint under ``<output_root>/<grid>/<run_key>/``. Runs of the same resource shape go into one job
+array (throttled, split under the cluster's MaxArraySize). Submission returns at once; every job
+is recorded in the grid's ledger (``<output_root>/<grid>/submissions.jsonl``) for status and reruns.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import json
+import math
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import submitit
+
+from orchestration.grid import RunSpec
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MAX_ARRAY_SIZE = 1001  # SLURM's default MaxArraySize
+# Launcher keys that shape a job: runs agreeing on all of them can share one job array.
+SHAPE_KEYS = (
+    "name",
+    "partition",
+    "account",
+    "qos",
+    "constraint",
+    "nodes",
+    "tasks_per_node",
+    "gpus_per_node",
+    "cpus_per_task",
+    "mem_gb",
+    "timeout_min",
+    "signal_delay_s",
+    "max_num_timeout",
+    "array_parallelism",
+    "setup",
+    "folder",
+)
+
+
+class Decision(enum.StrEnum):
+    """What submitting a grid does with one run."""
+
+    FINISHED = "finished"  # FINISHED in MLflow: skipped
+    ACTIVE = "active"  # its job is queued or running: left alone
+    RESUME = "resume"  # unfinished (RUNNING/FAILED/KILLED without a live job): resubmitted, resumes
+    NEW = "new"  # never started: submitted
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One submitted job, as recorded in the grid's ledger."""
+
+    run_key: str
+    cell_key: str
+    seed: int
+    job_id: str
+    folder: str  # submitit folder of the job (logs: <folder>/<job_id>_<task>_log.{out,err})
+    launcher: str
+    submitted_at: str
+
+    def log_paths(self, task: int = 0) -> tuple[Path, Path]:
+        """(stdout, stderr) of one task of the job."""
+        paths = submitit.core.utils.JobPaths(self.folder, job_id=self.job_id, task_id=task)
+        return paths.stdout, paths.stderr
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a submission would do: a decision per run and the arrays it would submit."""
+
+    specs: list[RunSpec]
+    decisions: dict[str, Decision]  # run_key -> decision
+    arrays: list[list[RunSpec]]  # one entry per sbatch submission (a job array, or one job)
+
+    @property
+    def to_submit(self) -> list[RunSpec]:
+        return [
+            spec for spec in self.specs if self.decisions[spec.run_key] in (Decision.NEW, Decision.RESUME)
+        ]
+
+    def count(self, decision: Decision) -> int:
+        return sum(1 for value in self.decisions.values() if value == decision)
+
+
+def shape(spec: RunSpec) -> tuple:
+    """The run's resource shape (hashable)."""
+    launcher = spec.launcher
+    return tuple((key, json.dumps(launcher.get(key), sort_keys=True)) for key in SHAPE_KEYS)
+
+
+def gpu_hours(spec: RunSpec) -> float:
+    """Expected GPU hours of one run: nodes × GPUs per node × expected (else maximum) hours."""
+    launcher = spec.launcher
+    hours = launcher.get("expected_hours") or launcher["timeout_min"] / 60
+    return launcher["nodes"] * launcher["gpus_per_node"] * hours
+
+
+def ledger_path(output_root: str | Path, grid: str) -> Path:
+    return Path(output_root) / grid / "submissions.jsonl"
+
+
+def read_ledger(output_root: str | Path, grid: str) -> dict[str, Submission]:
+    """The latest submission of each run_key of the grid (empty when nothing was submitted)."""
+    path = ledger_path(output_root, grid)
+    latest: dict[str, Submission] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                entry = Submission(**json.loads(line))
+                latest[entry.run_key] = entry
+    return latest
+
+
+def _append_ledger(output_root: str | Path, grid: str, entries: Iterable[Submission]) -> None:
+    path = ledger_path(output_root, grid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as ledger:
+        for entry in entries:
+            ledger.write(json.dumps(asdict(entry)) + "\n")
+
+
+def live_slurm_jobs() -> dict[str, str]:
+    """This user's queued or running SLURM jobs, one entry per array element: job id -> state."""
+    if shutil.which("squeue") is None:
+        return {}
+    result = subprocess.run(
+        ["squeue", "--me", "-h", "-r", "-o", "%i|%T"], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"squeue failed ({result.returncode}): {result.stderr.strip()}")
+    return dict(line.split("|", 1) for line in result.stdout.split() if "|" in line)
+
+
+def cluster_max_array_size() -> int:
+    """MaxArraySize of the cluster (from `scontrol show config`), or SLURM's default."""
+    if shutil.which("scontrol") is None:
+        return DEFAULT_MAX_ARRAY_SIZE
+    result = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, check=False)
+    match = re.search(r"^MaxArraySize\s*=\s*(\d+)", result.stdout, re.MULTILINE)
+    return int(match.group(1)) if match else DEFAULT_MAX_ARRAY_SIZE
+
+
+def decide(
+    specs: Sequence[RunSpec],
+    statuses: Mapping[str, str],
+    ledger: Mapping[str, Submission],
+    live_jobs: Mapping[str, str],
+) -> dict[str, Decision]:
+    """A decision per run from its MLflow status (by run_key) and whether its last job still lives."""
+    decisions = {}
+    for spec in specs:
+        status = statuses.get(spec.run_key)
+        submission = ledger.get(spec.run_key)
+        if status == "FINISHED":
+            decisions[spec.run_key] = Decision.FINISHED
+        elif submission is not None and submission.job_id in live_jobs:
+            decisions[spec.run_key] = Decision.ACTIVE
+        elif status is None:
+            decisions[spec.run_key] = Decision.NEW
+        else:
+            decisions[spec.run_key] = Decision.RESUME
+    return decisions
+
+
+def make_plan(specs: Sequence[RunSpec], decisions: Mapping[str, Decision], max_array_size: int) -> Plan:
+    """Group the runs to submit by resource shape, then split each group under ``max_array_size``."""
+    groups: dict[tuple, list[RunSpec]] = {}
+    for spec in specs:
+        if decisions[spec.run_key] in (Decision.NEW, Decision.RESUME):
+            groups.setdefault(shape(spec), []).append(spec)
+    arrays = [
+        group[start : start + max_array_size]
+        for group in groups.values()
+        for start in range(0, len(group), max_array_size)
+    ]
+    return Plan(specs=list(specs), decisions=dict(decisions), arrays=arrays)
+
+
+def make_executor(launcher: Mapping[str, Any], job_name: str) -> submitit.Executor:
+    """The submitit executor for ``launcher.name`` (slurm | local | debug) with its resource keys."""
+    kind = launcher["name"]
+    folder = launcher["folder"]
+    if kind == "debug":
+        return submitit.DebugExecutor(folder)
+    if kind == "local":
+        executor = submitit.LocalExecutor(folder)
+        executor.update_parameters(
+            timeout_min=launcher["timeout_min"],
+            tasks_per_node=launcher["tasks_per_node"],
+            gpus_per_node=launcher["gpus_per_node"],
+            signal_delay_s=launcher["signal_delay_s"],
+            setup=list(launcher.get("setup") or []),
+        )
+        return executor
+    if kind == "slurm":
+        executor = submitit.SlurmExecutor(folder, max_num_timeout=launcher["max_num_timeout"])
+        optional = {
+            "partition": launcher.get("partition"),
+            "account": launcher.get("account"),
+            "qos": launcher.get("qos"),
+            "constraint": launcher.get("constraint"),
+            "gpus_per_node": launcher["gpus_per_node"] or None,
+            "mem": f"{launcher['mem_gb']}GB" if launcher.get("mem_gb") else None,
+        }
+        executor.update_parameters(
+            job_name=job_name,
+            nodes=launcher["nodes"],
+            ntasks_per_node=launcher["tasks_per_node"],
+            cpus_per_task=launcher["cpus_per_task"],
+            time=launcher["timeout_min"],
+            signal_delay_s=launcher["signal_delay_s"],
+            array_parallelism=launcher["array_parallelism"],
+            setup=list(launcher.get("setup") or []),
+            **{key: value for key, value in optional.items() if value is not None},
+        )
+        return executor
+    raise ValueError(f"launcher.name={kind!r} is not known (choose launcher=slurm, local or debug)")
+
+
+@contextmanager
+def code_snapshot(output_root: str | Path, grid: str) -> Iterator[Path | None]:
+    """Copy the repository's tracked files and submit from the copy, so queued jobs run this code."""
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S-%f")
+    target = Path(output_root) / grid / "snapshots" / stamp
+    with submitit.helpers.RsyncSnapshot(snapshot_dir=target, root_dir=REPO_ROOT):
+        yield target
+
+
+def prepare_datasets(specs: Sequence[RunSpec]) -> None:
+    """Generate missing datasets once, before the jobs start (they would race to write the same file)."""
+    from emorl.config import ExperimentConfig
+    from emorl.data.reader import build_dataset
+
+    seen = set()
+    for spec in specs:
+        data = ExperimentConfig.from_dict(spec.config).data
+        if data.generate_if_missing and data not in seen:
+            seen.add(data)
+            for split in ("train", "test"):
+                build_dataset(data, split).close()
+
+
+def submit(plan: Plan, *, snapshot: bool | None = None) -> tuple[list[Submission], list[submitit.Job]]:
+    """Submit the plan's arrays; returns at once with the recorded submissions and submitit jobs."""
+    from orchestration.task import TrainAndEvaluate
+
+    to_submit = plan.to_submit
+    if not to_submit:
+        return [], []
+    prepare_datasets(to_submit)
+    first = to_submit[0]
+    output_root, grid = first.config["output_root"], first.grid
+    use_snapshot = first.launcher.get("snapshot", False) if snapshot is None else snapshot
+    submissions: list[Submission] = []
+    jobs: list[submitit.Job] = []
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    with code_snapshot(output_root, grid) if use_snapshot else nullcontext():
+        for array in plan.arrays:
+            launcher = array[0].launcher
+            executor = make_executor(launcher, job_name=f"emorl-{grid}")
+            with executor.batch():
+                array_jobs = [executor.submit(TrainAndEvaluate(spec)) for spec in array]
+            for spec, job in zip(array, array_jobs, strict=True):
+                folder = str(job.paths.folder)
+                submissions.append(
+                    Submission(
+                        spec.run_key, spec.cell_key, spec.seed, job.job_id, folder, launcher["name"], now
+                    )
+                )
+            jobs += array_jobs
+    _append_ledger(output_root, grid, submissions)
+    return submissions, jobs
+
+
+def array_summary(plan: Plan) -> list[dict[str, Any]]:
+    """One row per array to submit: runs, resources per job, throttle."""
+    rows = []
+    for array in plan.arrays:
+        launcher = array[0].launcher
+        rows.append(
+            {
+                "runs": len(array),
+                "launcher": launcher["name"],
+                "partition": launcher.get("partition") or "-",
+                "nodes": launcher["nodes"],
+                "tasks/node": launcher["tasks_per_node"],
+                "gpus/node": launcher["gpus_per_node"],
+                "cpus/task": launcher["cpus_per_task"],
+                "mem": f"{launcher['mem_gb']}GB" if launcher.get("mem_gb") else "-",
+                "time": f"{launcher['timeout_min']} min",
+                "parallel": min(len(array), launcher["array_parallelism"]),
+            }
+        )
+    return rows
+
+
+def total_gpu_hours(specs: Iterable[RunSpec]) -> float:
+    return math.fsum(gpu_hours(spec) for spec in specs)
