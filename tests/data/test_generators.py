@@ -160,3 +160,38 @@ def test_tetrominoes_use_17_shapes_and_6_colours():
     colours = np.unique(data["factors"][:, 1:, 3:6].reshape(-1, 3), axis=0)
     np.testing.assert_array_equal(shapes, np.arange(1, 18))
     assert len(colours) == 6
+
+
+@pytest.fixture(scope="module")
+def sprites() -> dict[str, np.ndarray]:
+    return generate("multi_dsprites", SIZES["multi_dsprites"], seed=7, progress=False)
+
+
+def test_every_pixel_has_the_colour_of_the_entity_that_owns_it(sprites):
+    owner = sprites["masks"][..., 0].argmax(axis=1)  # [N, H, W]
+    colour = np.rint(sprites["factors"][..., 5:8] * 255).astype(np.uint8)  # [N, E, 3]
+    expected = colour[np.arange(len(owner))[:, None, None], owner]  # [N, H, W, 3]
+    np.testing.assert_array_equal(sprites["imgs"], expected)
+
+
+def test_sprite_background_is_grey(sprites):
+    background = sprites["factors"][:, 0, 5:8]
+    assert (background[:, 0] == background[:, 1]).all() and (background[:, 1] == background[:, 2]).all()
+
+
+def test_sprites_use_the_three_dsprites_shapes_and_dsprites_scale_range(sprites):
+    present = sprites["factors"][:, 1:, -1] == 1
+    shapes = sprites["factors"][:, 1:, 2][present]
+    scales = sprites["factors"][:, 1:, 3][present]
+    assert set(np.unique(shapes)) == {1.0, 2.0, 3.0}
+    assert scales.min() >= 0.5 and scales.max() <= 1.0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_generators_agree_with_the_reference_layout(name):
+    from emorl.data.layout import dataset_spec
+
+    spec, generator = dataset_spec(name), get_generator(name)
+    assert generator.image_shape == (*spec.image_size, 3)
+    assert generator.max_entities == spec.max_entities
+    assert generator.factor_names == spec.factor_names

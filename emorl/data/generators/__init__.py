@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emorl.data.generators import tetrominoes
+from emorl.data.generators import multi_dsprites, tetrominoes
 from emorl.data.generators._seeded_chunks import ChunkMaker, collect, iter_chunks
 
 
@@ -38,6 +38,14 @@ GENERATORS: dict[str, Generator] = {
         tetrominoes.MAX_ENTITIES,
         tetrominoes.FACTOR_NAMES,
         chunk_size=256,
+    ),
+    "multi_dsprites": Generator(
+        "multi_dsprites",
+        multi_dsprites.generate_chunk,
+        (multi_dsprites.IMAGE_SIZE, multi_dsprites.IMAGE_SIZE, 3),
+        multi_dsprites.MAX_ENTITIES,
+        multi_dsprites.FACTOR_NAMES,
+        chunk_size=128,
     ),
 }
 
