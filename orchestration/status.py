@@ -1,0 +1,173 @@
+"""Where a grid stands: MLflow runs (by run_key) joined with the submission ledger and SLURM's queue.
+
+Per cell: how many seeds are done, running, queued, failed or not submitted; the step of each running
+seed; the FG-ARI of the finished ones; and the tail of the log of each failed job.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestration.grid import RunSpec
+from orchestration.launch import Submission
+
+FG_ARI = "eval/fg_ari"
+PROGRESS_METRICS = ("train/loss", "train/nll")  # the step of the latest of these is the run's step
+LIVE_RUNNING = ("RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED", "STOPPING")
+
+
+class RunState(enum.StrEnum):
+    DONE = "done"
+    RUNNING = "running"
+    QUEUED = "queued"
+    FAILED = "failed"
+    NOT_SUBMITTED = "not submitted"
+
+
+@dataclass(frozen=True)
+class TrackedRun:
+    """The MLflow side of one run, found by its run_key tag."""
+
+    run_id: str
+    run_key: str
+    status: str  # MLflow: RUNNING, SCHEDULED, FINISHED, FAILED, KILLED
+    metrics: dict[str, float]
+    tags: dict[str, str]
+
+
+@dataclass
+class CellStatus:
+    """One table cell (all seeds of one config) and the state of each of its seeds."""
+
+    cell_key: str
+    label: str
+    states: dict[int, RunState] = field(default_factory=dict)  # seed -> state
+    steps: dict[int, str] = field(default_factory=dict)  # running seed -> "step/iters"
+    fg_ari: list[float] = field(default_factory=list)  # of finished seeds
+    failures: dict[int, str] = field(default_factory=dict)  # failed seed -> log tail
+
+    def count(self, state: RunState) -> int:
+        return sum(1 for value in self.states.values() if value == state)
+
+
+def tracking_uri(config: Mapping[str, Any]) -> str:
+    """The MLflow tracking URI of a resolved run config (``tracking.uri``)."""
+    uri = (config.get("tracking") or {}).get("uri")
+    if not uri:
+        raise ValueError("tracking.uri is not set; choose tracking=local or tracking=server")
+    return str(uri)
+
+
+def tracked_runs(uri: str, experiment: str, grid: str) -> dict[str, TrackedRun]:
+    """All MLflow runs of ``grid`` in ``experiment`` by run_key (empty when the experiment is new)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return {}
+    runs: dict[str, TrackedRun] = {}
+    token = None
+    while True:
+        page = client.search_runs(
+            [found.experiment_id],
+            filter_string=f"tags.grid = '{grid}'",
+            max_results=5000,
+            page_token=token,
+        )
+        for run in page:
+            key = run.data.tags.get("run_key")
+            if key:
+                runs[key] = TrackedRun(run.info.run_id, key, run.info.status, run.data.metrics, run.data.tags)
+        token = page.token
+        if not token:
+            return runs
+
+
+def run_step(uri: str, run: TrackedRun) -> int | None:
+    """The latest logged training step of a run (from its progress metric's history)."""
+    from mlflow.tracking import MlflowClient
+
+    key = next((name for name in PROGRESS_METRICS if name in run.metrics), None)
+    if key is None:
+        return None
+    history = MlflowClient(tracking_uri=uri).get_metric_history(run.run_id, key)
+    return max((metric.step for metric in history), default=None)
+
+
+def log_tail(submission: Submission, lines: int = 15) -> str:
+    """The last lines of the job's stderr (tracebacks land there), else of its stdout."""
+    for path in reversed(submission.log_paths()):
+        path = Path(path)
+        if path.is_file() and path.stat().st_size:
+            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return f"(no log found under {submission.folder})"
+
+
+def run_state(
+    tracked: TrackedRun | None, submission: Submission | None, live_jobs: Mapping[str, str]
+) -> RunState:
+    """One run's state: MLflow says done/failed; the queue says queued/running; a vanished job failed."""
+    job_state = live_jobs.get(submission.job_id) if submission else None
+    if tracked is not None and tracked.status == "FINISHED":
+        return RunState.DONE
+    if job_state is not None:
+        return RunState.RUNNING if job_state in LIVE_RUNNING else RunState.QUEUED
+    if tracked is None and submission is None:
+        return RunState.NOT_SUBMITTED
+    if submission is not None and submission.launcher != "slurm" and tracked and tracked.status == "RUNNING":
+        return RunState.RUNNING  # local jobs are not in any queue
+    return RunState.FAILED
+
+
+def grid_status(
+    specs: Sequence[RunSpec],
+    tracked: Mapping[str, TrackedRun],
+    ledger: Mapping[str, Submission],
+    live_jobs: Mapping[str, str],
+    uri: str | None = None,
+    tail_lines: int = 15,
+) -> list[CellStatus]:
+    """Per-cell status of a grid in the grid's order (steps of running seeds need ``uri``)."""
+    cells: dict[str, CellStatus] = {}
+    for spec in specs:
+        cell = cells.setdefault(spec.cell_key, CellStatus(spec.cell_key, spec.cell_label))
+        run = tracked.get(spec.run_key)
+        submission = ledger.get(spec.run_key)
+        state = run_state(run, submission, live_jobs)
+        cell.states[spec.seed] = state
+        if state == RunState.DONE and run is not None and FG_ARI in run.metrics:
+            cell.fg_ari.append(run.metrics[FG_ARI])
+        elif state == RunState.RUNNING and run is not None and uri is not None:
+            step = run_step(uri, run)
+            iters = spec.config["training"]["iters"]
+            cell.steps[spec.seed] = f"{'?' if step is None else step}/{iters}"
+        elif state == RunState.FAILED:
+            cell.failures[spec.seed] = (
+                log_tail(submission, tail_lines) if submission else "(not submitted by this ledger)"
+            )
+    return list(cells.values())
+
+
+def format_status(grid: str, cells: Sequence[CellStatus]) -> str:
+    """A plain-text report: one table row per cell, then the log tail of each failed seed."""
+    from tabulate import tabulate
+
+    rows = []
+    for cell in cells:
+        fg_ari = "-"
+        if cell.fg_ari:
+            mean = sum(cell.fg_ari) / len(cell.fg_ari)
+            fg_ari = f"{100 * mean:.1f} (n={len(cell.fg_ari)})"
+        steps = ", ".join(f"s{seed}: {step}" for seed, step in sorted(cell.steps.items())) or "-"
+        rows.append([cell.label, *(cell.count(state) for state in RunState), steps, fg_ari])
+    headers = ["cell", *(state.value for state in RunState), "running steps", "FG-ARI %"]
+    lines = [f"grid {grid}", tabulate(rows, headers=headers, tablefmt="github")]
+    for cell in cells:
+        for seed, tail in sorted(cell.failures.items()):
+            lines += ["", f"--- failed: {cell.label} seed={seed} ---", tail]
+    return "\n".join(lines)
