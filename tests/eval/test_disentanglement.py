@@ -45,8 +45,8 @@ def test_dci_leaves_out_constant_factors():
 
 
 def test_dci_factors_skip_visibility_and_pixel_coordinates_and_flag_discrete_ones():
-    names = ("x", "y", "z", "rotation", "size", "material", "shape", "color", "pixel_x", "pixel_y",
-             "pixel_z", "visibility")
+    names = ("x", "y", "z", "rotation", "size", "material", "shape", "color", "pixel_x", "pixel_y")
+    names += ("pixel_z", "visibility")
     columns, discrete = dci_factors(names)
     assert columns == list(range(8))
     assert discrete == [False] * 4 + [True] * 4
