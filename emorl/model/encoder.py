@@ -1,0 +1,32 @@
+"""Image encoder shared by all stochastic layers (spec §3.1): 4 convs, positional projection, LN + MLP."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from emorl.model.coordinates import PositionalEmbedding
+from emorl.model.init import xavier_init_
+
+ENCODER_WIDTH = 64
+
+
+class ImageEncoder(nn.Module):
+    """Maps images [B, 3, H, W] in [-1, 1] to tokens [B, H·W, 64]."""
+
+    def __init__(self, image_size: int, channels: int = ENCODER_WIDTH):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for in_channels in (3, channels, channels, channels):
+            layers += [nn.Conv2d(in_channels, channels, 5, padding=2), nn.ReLU()]
+        self.convs = nn.Sequential(*layers)
+        self.position = PositionalEmbedding(image_size, channels)
+        self.mlp = nn.Sequential(
+            nn.LayerNorm(channels), nn.Linear(channels, channels), nn.ReLU(), nn.Linear(channels, channels)
+        )
+        xavier_init_(self.convs, self.mlp)  # the positional projection keeps PyTorch's default init
+
+    def forward(self, images: Tensor) -> Tensor:
+        features = self.convs(images.contiguous(memory_format=torch.channels_last))  # [B, C, H, W]
+        features = features.permute(0, 2, 3, 1) + self.position()  # [B, H, W, C]
+        return self.mlp(features.flatten(1, 2))  # [B, HW, C]
