@@ -22,18 +22,26 @@ def traversal_values(ranges: np.ndarray, steps: int) -> np.ndarray:
 
 @torch.no_grad()
 def traverse(
-    decode: Decoder, z: torch.Tensor, slot: int, ranges: np.ndarray, steps: int = 8, batch_size: int = 64
+    decode: Decoder,
+    z: torch.Tensor,
+    slot: int,
+    ranges: np.ndarray,
+    steps: int = 8,
+    dims: list[int] | None = None,
+    batch_size: int = 64,
 ) -> torch.Tensor:
-    """Composed images ``[D, S, 3, H, W]`` in [0, 1] as latent j of ``slot`` of ``z`` ``[K, D]`` sweeps."""
-    slots, dims = z.shape
+    """Composed images ``[R, S, 3, H, W]`` in [0, 1] as each latent of ``dims`` (default: all D, R = D) of
+    ``slot`` in ``z`` ``[K, D]`` sweeps its range, the other latents and slots unchanged."""
+    slots, size = z.shape
     if not 0 <= slot < slots:
         raise ValueError(f"slot {slot} does not exist: the posterior has K={slots} slots (0..{slots - 1})")
-    values = torch.from_numpy(traversal_values(ranges, steps)).to(z)  # [D, S]
-    swept = z.expand(dims, steps, slots, dims).clone()  # [D, S, K, D]
-    swept[torch.arange(dims), :, slot, torch.arange(dims)] = values
-    flat = swept.reshape(dims * steps, slots, dims)
+    rows = torch.as_tensor(list(range(size)) if dims is None else dims, dtype=torch.long)
+    values = torch.from_numpy(traversal_values(ranges, steps)).to(z)[rows]  # [R, S]
+    swept = z.expand(len(rows), steps, slots, size).clone()  # [R, S, K, D]
+    swept[torch.arange(len(rows)), :, slot, rows] = values
+    flat = swept.reshape(len(rows) * steps, slots, size)
     images = torch.cat([compose(*decode(chunk)) for chunk in flat.split(batch_size)])
-    return images.view(dims, steps, *images.shape[1:]).clamp(0, 1)
+    return images.view(len(rows), steps, *images.shape[1:]).clamp(0, 1)
 
 
 def tile(images: torch.Tensor | np.ndarray, padding: int = 2, pad_value: int = 0) -> np.ndarray:

@@ -34,6 +34,14 @@ def test_traverse_changes_only_the_swept_latent_of_the_chosen_slot():
     assert torch.allclose(images[4], images[4, :1].expand_as(images[4]))  # z[:, 4] is ignored
 
 
+def test_traverse_sweeps_only_the_requested_dimensions_in_their_order():
+    z = torch.zeros(2, 5)
+    ranges = np.array([[-2.0, 2.0]] * 5)
+    every = traverse(decoder, z, slot=0, ranges=ranges, steps=3)
+    chosen = traverse(decoder, z, slot=0, ranges=ranges, steps=3, dims=[3, 0])
+    assert torch.equal(chosen, every[[3, 0]])
+
+
 def test_traverse_refuses_a_missing_slot():
     with pytest.raises(ValueError, match="K=2"):
         traverse(decoder, torch.zeros(2, 4), slot=2, ranges=np.zeros((4, 2)))
