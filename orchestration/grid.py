@@ -256,7 +256,10 @@ class Composer:
 
             with hydra_initialized(self.conf_dir):
                 cfg = compose(self.config_name, overrides=[*self.cli_overrides, *group_overrides])
-            self._cache[cache_key] = OmegaConf.to_container(cfg, resolve=False)
+            tree = OmegaConf.to_container(cfg, resolve=False)
+            if isinstance(tree.get("launcher"), dict) and tree["launcher"].get("profile"):
+                apply_profile(tree["launcher"])
+            self._cache[cache_key] = tree
         return self._cache[cache_key]
 
     def compose(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -277,6 +280,22 @@ class Composer:
         if isinstance(root, str) and "${" not in root:
             tree["output_root"] = _absolute(root)  # jobs run elsewhere (a code snapshot): no relative paths
         return OmegaConf.to_container(OmegaConf.create(tree), resolve=True)
+
+
+def apply_profile(launcher: dict[str, Any]) -> None:
+    """Override launcher keys with a cluster profile file (``launcher.profile``: slurm/profiles/x.yaml)."""
+    path = Path(launcher["profile"]).expanduser()
+    if not path.is_absolute() and not path.is_file():
+        path = CONF_DIR.parent.parent / path
+    if not path.is_file():
+        raise ConfigError([f"launcher.profile={launcher['profile']!r}: no such file"])
+    profile = OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}
+    unknown = sorted(set(profile) - set(launcher))
+    if unknown:
+        raise ConfigError(
+            [f"launcher.profile {path}: unknown keys {unknown} (known: {', '.join(sorted(launcher))})"]
+        )
+    launcher.update(profile)
 
 
 def _set_dotted(tree: dict[str, Any], key: str, value: Any, may_add: bool = False) -> None:
@@ -423,3 +442,9 @@ def _run_spec(
     return RunSpec(
         config=config, run_key=run_key, cell_key=cell_key, grid=name, seed=seed, labels=dict(labels)
     )
+
+
+def expand_configured_grid(cfg: Any, config_name: str, cli_overrides: Sequence[str]) -> list[RunSpec]:
+    """Expand the grid selected in a composed entry-point config (``cfg.grid``), as the CLI asked."""
+    grid = OmegaConf.to_container(cfg.grid, resolve=True)
+    return expand_grid(grid, Composer(config_name, cli_overrides))

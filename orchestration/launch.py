@@ -16,6 +16,7 @@ import math
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
@@ -308,3 +309,56 @@ def array_summary(plan: Plan) -> list[dict[str, Any]]:
 
 def total_gpu_hours(specs: Iterable[RunSpec]) -> float:
     return math.fsum(gpu_hours(spec) for spec in specs)
+
+
+def format_plan(plan: Plan) -> str:
+    """The dry run: cells × seeds with each run's decision, the arrays to submit, totals."""
+    from tabulate import tabulate
+
+    seeds = sorted({spec.seed for spec in plan.specs})
+    cells: dict[str, dict[int, str]] = {}
+    for spec in plan.specs:
+        cells.setdefault(spec.cell_label, {})[spec.seed] = plan.decisions[spec.run_key].value
+    rows = [[label, *(by_seed.get(seed, "") for seed in seeds)] for label, by_seed in cells.items()]
+    grid = plan.specs[0].grid if plan.specs else "?"
+    to_submit = plan.to_submit
+    lines = [
+        f"grid {grid}: {len(plan.specs)} runs in {len(cells)} cells",
+        tabulate(rows, headers=["cell", *(f"seed {seed}" for seed in seeds)], tablefmt="github"),
+        "",
+        f"finished: {plan.count(Decision.FINISHED)}   queued/running: {plan.count(Decision.ACTIVE)}   "
+        f"unfinished (will resume): {plan.count(Decision.RESUME)}   new: {plan.count(Decision.NEW)}",
+        f"to submit: {len(to_submit)} jobs in {len(plan.arrays)} submissions (job arrays)",
+    ]
+    if plan.arrays:
+        lines += ["", tabulate(array_summary(plan), headers="keys", tablefmt="github")]
+    lines.append(f"estimated GPU hours: {total_gpu_hours(to_submit):.1f}")
+    return "\n".join(lines)
+
+
+def wait_for(
+    jobs: Sequence[submitit.Job], submissions: Sequence[Submission], progress: bool = True
+) -> list[str]:
+    """Block until every job ends (a bar over finished runs); returns one line per failed run."""
+    from tqdm import tqdm
+
+    failures: list[str] = []
+    pending = list(zip(jobs, submissions, strict=True))
+    with tqdm(total=len(pending), desc="runs finished", unit="run", disable=not progress) as bar:
+        while pending:
+            still = []
+            for job, entry in pending:
+                if isinstance(job, submitit.DebugJob) or job.done():
+                    try:
+                        job.result()
+                    except Exception as exc:
+                        failures.append(
+                            f"run {entry.run_key} (job {entry.job_id}) failed: {exc}".splitlines()[0]
+                        )
+                    bar.update(1)
+                else:
+                    still.append((job, entry))
+            pending = still
+            if pending:
+                time.sleep(1.0)
+    return failures

@@ -1,0 +1,84 @@
+"""Expand a grid, validate it as a whole, and submit every run that is not finished yet.
+
+    python experiments/ablation_grid.py                                   # demo grid, here; waits; table
+    python experiments/ablation_grid.py grid=table1 launcher=slurm dry_run=true
+    python experiments/ablation_grid.py grid=table2_clevr6 launcher=slurm \
+        launcher.profile=slurm/profiles/CLUSTER.yaml            # a real cluster's partition, account, ...
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from orchestration.aggregate import grid_results, summarize
+from orchestration.grid import GridError, expand_configured_grid
+from orchestration.launch import (
+    cluster_max_array_size,
+    decide,
+    format_plan,
+    live_slurm_jobs,
+    make_plan,
+    read_ledger,
+    submit,
+    wait_for,
+)
+from orchestration.status import tracked_runs, tracking_uri
+from orchestration.tables import render
+
+
+def where_to_look(uri: str, grid: str) -> str:
+    browse = uri if uri.startswith("http") else f"mlflow ui --backend-store-uri {uri}"
+    return f"MLflow: {browse}\nstatus: python experiments/status.py grid={grid}"
+
+
+def run(cfg: DictConfig) -> int:
+    """Plan, print, submit, and (local/debug, or wait=true) wait and print the table; the exit code."""
+    hydra_cfg = HydraConfig.get()
+    try:
+        specs = expand_configured_grid(cfg, hydra_cfg.job.config_name, hydra_cfg.overrides.task)
+    except GridError as exc:
+        print(exc, file=sys.stderr)
+        print("nothing was submitted", file=sys.stderr)
+        return 2
+    first = specs[0]
+    uri, grid, launcher = tracking_uri(first.config), first.grid, first.launcher
+    statuses = {key: run.status for key, run in tracked_runs(uri, first.experiment, grid).items()}
+    on_slurm = any(spec.launcher["name"] == "slurm" for spec in specs)
+    live = live_slurm_jobs() if on_slurm else {}
+    decisions = decide(specs, statuses, read_ledger(first.config["output_root"], grid), live)
+    max_array = launcher.get("max_array_size") or (cluster_max_array_size() if on_slurm else len(specs))
+    plan = make_plan(specs, decisions, max_array)
+    print(format_plan(plan))
+    if cfg.dry_run:
+        print("dry run: nothing submitted")
+        return 0
+
+    submissions, jobs = submit(plan)
+    if submissions:
+        ids = ", ".join(sorted({entry.job_id.split("_")[0] for entry in submissions}))
+        print(f"submitted {len(submissions)} runs: job ids {ids}")
+    print(where_to_look(uri, grid))
+    wait = cfg.wait if cfg.wait is not None else launcher["name"] in ("local", "debug")
+    if not wait:
+        return 0
+    failures = wait_for(jobs, submissions, progress=cfg.progress and sys.stderr.isatty())
+    for line in failures:
+        print(line, file=sys.stderr)
+    summary = summarize(grid_results(uri, first.experiment, grid))
+    print(render(summary, cfg.table_format))
+    return 1 if failures else 0
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="ablation_grid")
+def main(cfg: DictConfig) -> None:
+    code = run(cfg)
+    if code:
+        sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

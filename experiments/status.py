@@ -1,0 +1,38 @@
+"""Where a grid stands: per cell, seeds done/running/queued/failed, steps, FG-ARI, failed jobs' log tails.
+
+python experiments/status.py grid=demo
+python experiments/status.py grid=table1 launcher=slurm
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from orchestration.grid import GridError, expand_configured_grid
+from orchestration.launch import live_slurm_jobs, read_ledger
+from orchestration.status import format_status, grid_status, tracked_runs, tracking_uri
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="status")
+def main(cfg: DictConfig) -> None:
+    hydra_cfg = HydraConfig.get()
+    try:
+        specs = expand_configured_grid(cfg, hydra_cfg.job.config_name, hydra_cfg.overrides.task)
+    except GridError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(2)
+    first = specs[0]
+    uri = tracking_uri(first.config)
+    tracked = tracked_runs(uri, first.experiment, first.grid)
+    ledger = read_ledger(first.config["output_root"], first.grid)
+    live = live_slurm_jobs() if any(entry.launcher == "slurm" for entry in ledger.values()) else {}
+    cells = grid_status(specs, tracked, ledger, live, uri=uri, tail_lines=cfg.tail_lines)
+    print(format_status(first.grid, cells))
+
+
+if __name__ == "__main__":
+    main()

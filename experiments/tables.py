@@ -1,0 +1,30 @@
+"""The results table of a grid: mean ± std (n seeds) per cell, as Markdown, LaTeX or CSV.
+
+python experiments/tables.py grid=demo
+python experiments/tables.py grid=table2_tetrominoes table_format=latex output=table2.tex
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from orchestration.aggregate import grid_results, summarize
+from orchestration.tables import render
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="tables")
+def main(cfg: DictConfig) -> None:
+    metrics = list(cfg.metrics)
+    experiment = cfg.grid.get("experiment") or cfg.grid.name
+    results = grid_results(cfg.tracking.uri, experiment, cfg.grid.name, metrics)
+    table = render(summarize(results, metrics), cfg.table_format, metrics)
+    print(table)
+    if cfg.output:
+        Path(cfg.output).write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
