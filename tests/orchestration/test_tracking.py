@@ -1,0 +1,116 @@
+"""MLflow tracking against a real ``mlflow server``: run identity, batched logging, outages, statuses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from orchestration.tracking import (
+    MLflowLogger,
+    find_run,
+    local_tracking_uri,
+    open_run,
+    replay_spool,
+    run_status,
+)
+
+pytestmark = pytest.mark.mlflow_server
+
+
+def metric_steps(uri: str, run_id: str, key: str) -> list[int]:
+    return sorted(m.step for m in MlflowClient(uri).get_metric_history(run_id, key))
+
+
+def test_open_run_reuses_the_run_with_the_same_key(mlflow_server: str):
+    first = open_run(mlflow_server, "identity", "key-a", run_name="tetrominoes-L3-I3-seed1", tags={"seed": 1})
+    MlflowClient(mlflow_server).set_terminated(first, status="KILLED")
+    again = open_run(mlflow_server, "identity", "key-a")
+    assert again == first
+    assert run_status(again, mlflow_server) == "RUNNING"
+    run = MlflowClient(mlflow_server).get_run(first)
+    assert run.info.run_name == "tetrominoes-L3-I3-seed1"
+    assert run.data.tags["seed"] == "1"
+    assert find_run("key-a", "identity", mlflow_server) == first
+    assert find_run("key-b", "identity", mlflow_server) is None
+
+
+def test_logger_delivers_params_metrics_images_and_status(mlflow_server: str, tmp_path: Path):
+    run_id = open_run(mlflow_server, "logging", "key-logger")
+    logger = MLflowLogger(mlflow_server, run_id, flush_interval_s=0.2)
+    logger.log_params({"training.lr": 4e-4, "model.K": 4})
+    for step in range(1, 51):
+        logger.log_metrics({"train/nll": float(step), "train/kl": 0.5}, step)
+    logger.log_image("train/reconstruction", np.zeros((8, 16, 3), dtype=np.uint8), 50)
+    artifact = tmp_path / "step-00000050.pt"
+    artifact.write_bytes(b"weights")
+    logger.log_artifact(artifact, "checkpoints")
+    logger.close("FINISHED")
+
+    client = MlflowClient(mlflow_server)
+    run = client.get_run(run_id)
+    assert run.data.params == {"training.lr": "0.0004", "model.K": "4"}
+    assert metric_steps(mlflow_server, run_id, "train/nll") == list(range(1, 51))
+    assert [a.path for a in client.list_artifacts(run_id, "images/train")] == [
+        "images/train/train_reconstruction_00000050.png"
+    ]
+    assert [a.path for a in client.list_artifacts(run_id, "checkpoints")] == ["checkpoints/step-00000050.pt"]
+    assert run.info.status == "FINISHED"
+
+
+def test_changed_param_on_resume_keeps_the_rest(mlflow_server: str):
+    run_id = open_run(mlflow_server, "logging", "key-params")
+    first = MLflowLogger(mlflow_server, run_id, flush_interval_s=0.2)
+    first.log_params({"training.iters": 10})
+    first.close("KILLED")
+    resumed = MLflowLogger(
+        mlflow_server, open_run(mlflow_server, "logging", "key-params"), flush_interval_s=0.2
+    )
+    resumed.log_params({"training.iters": 20, "training.lr": 1e-3})
+    resumed.log_metrics({"train/nll": 1.0}, 11)
+    resumed.close("FINISHED")
+    run = MlflowClient(mlflow_server).get_run(run_id)
+    assert run.data.params == {"training.iters": "10", "training.lr": "0.001"}
+    assert run.info.status == "FINISHED"
+
+
+def test_server_down_mid_run_loses_no_metric(mlflow_server_control, tmp_path: Path):
+    server = mlflow_server_control
+    run_id = open_run(server.uri, "outage", "key-outage")
+    logger = MLflowLogger(server.uri, run_id, flush_interval_s=0.2, retry_interval_s=0.5)
+    for step in range(1, 11):
+        logger.log_metrics({"train/nll": float(step)}, step)
+    server.stop()
+    for step in range(11, 31):  # logged while the server is down: must not block or raise
+        logger.log_metrics({"train/nll": float(step)}, step)
+    server.start()
+    for step in range(31, 41):
+        logger.log_metrics({"train/nll": float(step)}, step)
+    logger.close("FINISHED")
+    assert metric_steps(server.uri, run_id, "train/nll") == list(range(1, 41))
+    assert run_status(run_id, server.uri) == "FINISHED"
+
+
+def test_unreachable_at_close_spools_then_replays(mlflow_server_control, tmp_path: Path):
+    server = mlflow_server_control
+    run_id = open_run(server.uri, "spool", "key-spool")
+    server.stop()
+    logger = MLflowLogger(server.uri, run_id, spool_dir=tmp_path, flush_interval_s=0.2, retry_interval_s=0.5)
+    logger.log_params({"seed": 3})
+    for step in range(1, 6):
+        logger.log_metrics({"train/nll": float(step)}, step)
+    logger.close("FINISHED", timeout_s=3)
+    spool = tmp_path / f"{run_id}.jsonl"
+    assert spool.is_file()
+    server.start()
+    replay_spool(spool, server.uri)
+    assert metric_steps(server.uri, run_id, "train/nll") == [1, 2, 3, 4, 5]
+    assert MlflowClient(server.uri).get_run(run_id).data.params == {"seed": "3"}
+    assert run_status(run_id, server.uri) == "FINISHED"
+
+
+def test_local_tracking_uri_is_an_absolute_sqlite_file(tmp_path: Path):
+    uri = local_tracking_uri(tmp_path / "store")
+    assert uri == f"sqlite:///{(tmp_path / 'store').resolve()}/mlflow.db"
