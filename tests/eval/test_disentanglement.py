@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from emorl.eval.disentanglement import activeness, dci, dci_factors, latent_ranges, matching_iou
+from emorl.eval.disentanglement import activeness, compose, dci, dci_factors, latent_ranges, matching_iou
 
 NAMES = ("x", "y", "shape", "color")
 DISCRETE = (False, False, True, True)
@@ -58,7 +58,7 @@ def test_latent_ranges_are_min_and_max_over_images_and_slots():
 
 
 class LinearDecoder(torch.nn.Module):
-    """A per-slot decoder: RGB means and mask logits linear in z, masks softmaxed over slots."""
+    """A slot-wise decoder: RGB means and mask logits linear in each slot's z."""
 
     def __init__(self, dims: int, size: int = 6):
         super().__init__()
@@ -67,7 +67,7 @@ class LinearDecoder(torch.nn.Module):
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.layer(z).view(*z.shape[:2], 4, self.size, self.size)  # [B, K, 4, H, W]
-        return torch.sigmoid(out[:, :, :3]), torch.log_softmax(out[:, :, 3:], dim=1)
+        return torch.sigmoid(out[:, :, :3]), out[:, :, 3:]
 
 
 def test_activeness_is_zero_for_a_dimension_the_decoder_ignores():
@@ -81,6 +81,19 @@ def test_activeness_is_zero_for_a_dimension_the_decoder_ignores():
     assert scores.shape == (3, 5)
     assert np.all(scores[:, 2] == 0)
     assert np.all(np.delete(scores, 2, axis=1) > 0)
+
+
+def test_activeness_equals_the_variance_of_fully_decoded_sweeps():
+    torch.manual_seed(1)
+    decoder = LinearDecoder(dims=3)
+    z = torch.randn(1, 4, 3)
+    ranges = latent_ranges(z)
+    scores = activeness(decoder, z, torch.tensor([2]), ranges, steps=6)
+    sweep = z.repeat(6, 1, 1)
+    sweep[:, 2, 1] = torch.linspace(float(ranges[1, 0]), float(ranges[1, 1]), 6)
+    means, logits = decoder(sweep)
+    expected = compose(means, logits).var(dim=0, unbiased=True).mean()
+    assert scores[0, 1] == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_matching_iou_pairs_visible_objects_with_their_slots():

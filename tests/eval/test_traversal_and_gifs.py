@@ -21,7 +21,7 @@ def decoder(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Slot k paints the colour sigmoid(z[k, :3]) with a mask logit z[k, 3], on a 4×5 image."""
     means = torch.sigmoid(z[..., :3])[..., None, None].expand(*z.shape[:2], 3, 4, 5)
     logits = z[..., 3][..., None, None, None].expand(*z.shape[:2], 1, 4, 5)
-    return means, torch.log_softmax(logits, dim=1)
+    return means, logits
 
 
 def test_traverse_changes_only_the_swept_latent_of_the_chosen_slot():
