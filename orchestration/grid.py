@@ -262,8 +262,8 @@ class Composer:
             self._cache[cache_key] = tree
         return self._cache[cache_key]
 
-    def compose(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
-        """Resolved plain config for these overrides; raises ConfigError naming each unknown key."""
+    def compose(self, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """Resolved plain config for these overrides, and a problem per override naming no known key."""
         groups = [f"{key}={value}" for key, value in overrides.items() if self.is_group(key)]
         tree = copy.deepcopy(self.base(groups))
         errors = []
@@ -274,12 +274,10 @@ class Composer:
                 _set_dotted(tree, key, value, may_add=key in TYPED_KEYS)
             except KeyError as exc:
                 errors.append(str(exc.args[0]))
-        if errors:
-            raise ConfigError(errors)
         root = tree.get("output_root")
         if isinstance(root, str) and "${" not in root:
             tree["output_root"] = _absolute(root)  # jobs run elsewhere (a code snapshot): no relative paths
-        return OmegaConf.to_container(OmegaConf.create(tree), resolve=True)
+        return OmegaConf.to_container(OmegaConf.create(tree), resolve=True), errors
 
 
 def apply_profile(launcher: dict[str, Any]) -> None:
@@ -412,8 +410,7 @@ def _run_spec(
     labels: dict[str, str],
     seed: int,
 ) -> RunSpec:
-    tree = composer.compose(overrides)
-    problems: list[str] = []
+    tree, problems = composer.compose(overrides)
     try:
         experiment = ExperimentConfig.from_dict(tree)
     except ConfigError as exc:
