@@ -143,12 +143,14 @@ class MultiObjectDataset(Dataset):
     def _load_split(self, file: h5py.File, progress: bool) -> dict[str, tuple[torch.Tensor, Any]]:
         """The whole split, pre-processed, as tensors, each with its per-item conversion."""
         group = file[self.split]
-        imgs = group["imgs"][()]  # [N, H, W, 3]
         if self.clevr_resolution is None:
-            imgs = np.ascontiguousarray(imgs.transpose(0, 3, 1, 2))  # [N, 3, H, W]
+            imgs = np.ascontiguousarray(group["imgs"][()].transpose(0, 3, 1, 2))  # [N, 3, H, W]
         else:
-            bar = tqdm(imgs, desc=f"crop+resize {self.path.name}", disable=None if progress else True)
-            imgs = np.stack([self._preprocess_image(image) for image in bar])  # [N, 3, R, R]
+            size = self.clevr_resolution
+            imgs = np.empty((len(self), 3, size, size), dtype=np.uint8)  # [N, 3, R, R]
+            description = f"crop+resize {self.path.name}"
+            for index in tqdm(range(len(self)), desc=description, disable=None if progress else True):
+                imgs[index] = self._preprocess_image(group["imgs"][index])  # raw split may not fit in memory
         memory: dict[str, tuple[torch.Tensor, Any]] = {"imgs": (torch.from_numpy(imgs), to_model_range)}
         if self.masks:
             masks = group["masks"][(slice(None), slice(None), *self._mask_window())]  # [N, E, Hm, Wm, 1]

@@ -151,6 +151,24 @@ def test_clevr_images_are_cropped_then_resized(tmp_path: Path, resolution: int):
     assert col_error.abs().max() <= tolerance + 1e-4
 
 
+@pytest.mark.parametrize("resolution", [96, 128])
+def test_generated_clevr6_items_are_resized_and_masks_stay_192(clevr6_root: Path, resolution: int):
+    cfg = DataConfig(name="clevr6", root=str(clevr6_root), clevr_resolution=resolution)
+    item = build_dataset(cfg, "test", masks=True, factors=True)[0]
+    assert item["imgs"].shape == (3, resolution, resolution)
+    assert item["masks"].shape == (11, 1, 192, 192)
+    assert item["factors"].shape == (11, 12)
+
+
+def test_generated_clevr6_in_memory_items_equal_disk_items(clevr6_root: Path):
+    path = clevr6_root / "clevr6_with_masks_and_factors_test.h5"
+    disk = MultiObjectDataset(path, "test", masks=True, clevr_resolution=96)
+    memory = MultiObjectDataset(path, "test", masks=True, clevr_resolution=96, in_memory=True, progress=False)
+    for index in (0, len(disk) - 1):
+        assert torch.equal(disk[index]["imgs"], memory[index]["imgs"])
+        assert torch.equal(disk[index]["masks"], memory[index]["masks"])
+
+
 def test_clevr_resolution_needs_240_by_320_images(tmp_path: Path):
     path = write_h5(tmp_path / "small.h5", imgs=np.zeros((2, 64, 64, 3), np.uint8))
     with pytest.raises(DatasetError, match=r"small\.h5 train/imgs has shape \[2, 64, 64, 3\].*240, 320"):
