@@ -195,3 +195,74 @@ def test_generators_agree_with_the_reference_layout(name):
     assert generator.image_shape == (*spec.image_size, 3)
     assert generator.max_entities == spec.max_entities
     assert generator.factor_names == spec.factor_names
+
+
+@pytest.fixture(scope="module")
+def clevr() -> dict[str, np.ndarray]:
+    return generate("clevr6", SIZES["clevr6"], seed=7, progress=False)
+
+
+def _clevr_objects(data: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Per image, the [n, F] factor rows of its objects."""
+    return [factors[1:][factors[1:, -1] == 1] for factors in data["factors"]]
+
+
+def test_clevr_objects_never_intersect(clevr):
+    from emorl.data.generators.clevr import SIZES as CLEVR_SIZES
+
+    radii = np.array(list(CLEVR_SIZES.values()))
+    for objects in _clevr_objects(clevr):
+        xy, radius = objects[:, :2], radii[objects[:, 4].astype(int) - 1]
+        distance = np.linalg.norm(xy[:, None] - xy[None], axis=-1)
+        clearance = distance - radius[:, None] - radius[None]
+        assert (clearance[~np.eye(len(objects), dtype=bool)] > 0).all()
+
+
+def test_clevr_objects_are_centred_in_the_reader_crop(clevr):
+    for objects in _clevr_objects(clevr):
+        column, row = objects[:, 8], objects[:, 9]
+        assert ((row >= 29) & (row <= 220) & (column >= 64) & (column <= 255)).all()
+
+
+def test_clevr_objects_rest_on_the_ground_with_codes_in_range(clevr):
+    from emorl.data.generators.clevr import COLOURS, MATERIALS, SHAPES
+    from emorl.data.generators.clevr import SIZES as CLEVR_SIZES
+
+    for objects in _clevr_objects(clevr):
+        size, material, shape, colour = objects[:, 4:8].T.astype(int)
+        assert ((size >= 1) & (size <= len(CLEVR_SIZES))).all()
+        assert ((material >= 1) & (material <= len(MATERIALS))).all()
+        assert ((shape >= 1) & (shape <= len(SHAPES))).all()
+        assert ((colour >= 1) & (colour <= len(COLOURS))).all()
+        radius = np.array(list(CLEVR_SIZES.values()))[size - 1]
+        half_height = np.where(shape == SHAPES["cube"], radius / np.sqrt(2), radius)
+        np.testing.assert_allclose(objects[:, 2], half_height, rtol=1e-6)
+
+
+def test_every_clevr_object_shows_enough_pixels(clevr):
+    from emorl.data.generators.clevr import MIN_VISIBLE_PX
+
+    area = (clevr["masks"][:, 1:] == 255).sum(axis=(2, 3, 4))
+    visible = clevr["factors"][:, 1:, -1] == 1
+    assert (area[visible] >= MIN_VISIBLE_PX).all()
+
+
+def test_clevr_shadows_darken_the_ground_where_the_object_blocks_the_light():
+    from emorl.data.generators.clevr import CAMERA, LIGHTING
+    from emorl.data.generators.clevr_render import SPHERE, SceneObject, render
+
+    sphere = SceneObject(SPHERE, np.array([0.0, 0.0, 0.7]), 0.7, 0.7, 0.0, np.array([1.0, 0.0, 0.0]), False)
+    with_sphere, owner = render([sphere], CAMERA, LIGHTING)
+    empty, _ = render([], CAMERA, LIGHTING)
+    darker = (owner == 0) & (with_sphere.sum(axis=-1).astype(int) < empty.sum(axis=-1).astype(int) - 30)
+    assert darker.sum() > 200
+
+    rows, columns = np.nonzero(darker)
+    rays = CAMERA.rays.reshape(CAMERA.height, CAMERA.width, 3)[rows, columns]  # [S, 3]
+    position = np.asarray(CAMERA.position)
+    ground = position - (position[2] / rays[:, 2])[:, None] * rays  # the ground point each dark pixel sees
+    light = np.asarray(LIGHTING.direction) / np.linalg.norm(LIGHTING.direction)
+    to_centre = sphere.centre - ground  # [S, 3]
+    miss = np.linalg.norm(to_centre - (to_centre @ light)[:, None] * light, axis=-1)  # light ray to centre
+    assert (miss <= sphere.radius + 0.15).all()  # 0.15: the ground shadow's soft edge
+    assert (ground[:, :2] @ light[:2]).mean() < 0  # mostly on the side away from the light

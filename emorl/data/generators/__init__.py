@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emorl.data.generators import multi_dsprites, tetrominoes
+from emorl.data.generators import clevr, multi_dsprites, tetrominoes
 from emorl.data.generators._seeded_chunks import ChunkMaker, collect, iter_chunks
 
 
@@ -46,6 +46,14 @@ GENERATORS: dict[str, Generator] = {
         multi_dsprites.MAX_ENTITIES,
         multi_dsprites.FACTOR_NAMES,
         chunk_size=128,
+    ),
+    "clevr6": Generator(
+        "clevr6",
+        clevr.generate_chunk,
+        (clevr.IMAGE_HEIGHT, clevr.IMAGE_WIDTH, 3),
+        clevr.MAX_ENTITIES,
+        clevr.FACTOR_NAMES,
+        chunk_size=1,
     ),
 }
 
