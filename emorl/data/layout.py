@@ -11,25 +11,30 @@ Every file holds one split group, ``train`` in the training file and ``test`` in
 Entity 0 is always the background; the masks of one image partition its pixels. An entity slot that holds
 no object has an all-zero mask and a factor row whose ``visibility`` (always the last column) is 0.
 
+Integer-coded factors start at 1; 0 means "no object" (the background row and empty slots). The generated
+look-alikes (``emorl.data.generators``) document in their module docstrings how they match the real data.
+
 tetrominoes
     Files ``tetrominoes.h5`` (group ``train``) and ``tetrominoes_test.h5`` (group ``test``).
     ``imgs`` [N, 35, 35, 3]; ``masks`` [N, 4, 35, 35, 1] (background + exactly 3 tetrominoes);
-    ``factors`` [N, 4, 7]: ``x, y`` (integer pixel position), ``shape`` (one of 17 shape/orientation codes),
-    ``color_r, color_g, color_b`` (in [0, 1], one of 6 colours), ``visibility``.
+    ``factors`` [N, 4, 7]: ``x, y`` (piece centre in pixels: column, row), ``shape`` (1..17, the
+    shape/orientation), ``color_r, color_g, color_b`` (in [0, 1], one of 6 colours), ``visibility``.
 
 multi_dsprites (colored on grayscale)
     Files ``multi_dsprites_colored_on_grayscale.h5`` (``train``) and
     ``multi_dsprites_colored_on_grayscale_test.h5`` (``test``).
     ``imgs`` [N, 64, 64, 3] (2–5 coloured sprites on a uniform grey background); ``masks`` [N, 6, 64, 64, 1];
-    ``factors`` [N, 6, 9]: ``x, y`` (in [0, 1]), ``shape`` (0 square, 1 ellipse, 2 heart), ``scale``,
-    ``orientation`` (radians), ``color_r, color_g, color_b`` (in [0, 1]), ``visibility``.
+    ``factors`` [N, 6, 9]: ``x, y`` (in [0, 1], dSprites' position units), ``shape`` (1 square, 2 ellipse,
+    3 heart), ``scale`` (in [0.5, 1]), ``orientation`` (radians), ``color_r, color_g, color_b`` (in [0, 1];
+    the grey level for the background), ``visibility``.
 
 clevr6
     Files ``clevr6_with_masks_train.h5`` (``train``) and ``clevr6_with_masks_and_factors_test.h5`` (``test``).
-    ``imgs`` [N, 240, 320, 3]; ``masks`` [N, 11, 240, 320, 1] (background + at most 6 objects here, up to 10
-    slots as in CLEVR-with-masks); ``factors`` [N, 11, 12]: ``x, y, z, rotation`` (real), ``size, material,
-    shape, color`` (integer codes), ``pixel_x, pixel_y, pixel_z`` (projected centre), ``visibility``. The
-    columns 0–7 and the last one are where the DCI code of the reference reads them.
+    ``imgs`` [N, 240, 320, 3]; ``masks`` [N, 11, 240, 320, 1] (background + at most 6 objects, in the 11
+    entity slots of CLEVR-with-masks); ``factors`` [N, 11, 12]: ``x, y, z`` (world position), ``rotation``
+    (degrees), ``size, material, shape, color`` (integer codes), ``pixel_x, pixel_y, pixel_z`` (projected
+    centre: column, row, depth), ``visibility``. Columns 0–7 and the last one are where the reference's DCI
+    code reads them.
     The reader crops rows 29–220 and columns 64–255 (a 192×192 box) and resizes the image to 96 or 128 pixels
     with PIL BICUBIC (the default filter of the reference's Pillow 7.2); masks are cropped, never resized.
 """
