@@ -222,6 +222,15 @@ def test_file_stays_open_between_items(tetrominoes_root: Path):
     assert dataset._file is handle and handle.id.valid
 
 
+def test_close_releases_the_handle_and_the_next_read_reopens(tetrominoes_root: Path):
+    dataset = MultiObjectDataset(tetrominoes_root / "tetrominoes.h5", "train")
+    first = dataset[5]["imgs"]
+    handle = dataset._file
+    dataset.close()
+    assert not handle.id.valid
+    assert torch.equal(dataset[5]["imgs"], first)
+
+
 # ---------------------------------------------------------------------------------------------- build_dataset
 
 
