@@ -12,7 +12,7 @@ World frame as in CLEVR: z up, the ground is z = 0, objects rest on it, lengths 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 
 import numpy as np
 
@@ -206,9 +206,7 @@ def render(objects: list[SceneObject], camera: Camera, lighting: Lighting) -> tu
     dirs, normal, light = dirs.astype(np.float32), normal.astype(np.float32), light.astype(np.float32)
     albedo = np.array([[lighting.ground] * 3] + [obj.colour for obj in objects], dtype=np.float32)[owner]
     diffuse = np.clip(normal @ light, 0.0, None) * lit  # [P]
-    halfway = light - dirs
-    halfway /= np.linalg.norm(halfway, axis=-1, keepdims=True)
-    facing = np.clip(np.einsum("pi,pi->p", normal, halfway), 0.0, 1.0)
+    facing = np.clip(np.einsum("pi,pi->p", normal, _halfway(camera, lighting.direction)), 0.0, 1.0)
     highlight = 0.08 * facing**20 * lit  # a faint sheen on rubber and on the ground
     colour = albedo * (lighting.ambient + lighting.key * diffuse)[:, None] + highlight[:, None]
 
@@ -220,6 +218,13 @@ def render(objects: list[SceneObject], camera: Camera, lighting: Lighting) -> tu
     colour[metal] = albedo[metal] * shine[:, None] + (0.9 * facing[metal] ** 80 * lit[metal])[:, None]
     image = np.rint(np.clip(colour, 0.0, 1.0) * 255).astype(np.uint8)
     return image.reshape(camera.height, camera.width, 3), owner.reshape(camera.height, camera.width)
+
+
+@cache
+def _halfway(camera: Camera, direction: tuple[float, float, float]) -> np.ndarray:
+    """[P, 3] float32 unit vectors halfway between each pixel's view direction and the light (Blinn-Phong)."""
+    halfway = np.asarray(direction) / np.linalg.norm(direction) - camera.rays
+    return (halfway / np.linalg.norm(halfway, axis=-1, keepdims=True)).astype(np.float32)
 
 
 def _lit(objects: list[SceneObject], owner: np.ndarray, starts: np.ndarray, light: np.ndarray) -> np.ndarray:
