@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from emorl.config import DataConfig
 from emorl.data.layout import DatasetError, check_split, dataset_path, inspect_split, open_h5
+from emorl.data.writer import write_dataset
 
 CLEVR_CROP_BOX = (64, 29, 256, 221)  # PIL (left, upper, right, lower): rows 29–220, cols 64–255
 CLEVR_RAW_SIZE = (240, 320)  # (H, W)
@@ -178,8 +179,6 @@ def build_dataset(
                 f"{path} does not exist; generate it with `emorl-data generate {cfg.name} --root {cfg.root}` "
                 "or set data.generate_if_missing=true"
             )
-        from emorl.data.writer import write_dataset
-
         print(
             f"[emorl.data] {path} is missing: generating {cfg.name} "
             f"({cfg.generate_train} train / {cfg.generate_test} test images, seed 0) under {cfg.root}",
