@@ -97,6 +97,7 @@ def _object(codes: np.ndarray, pose: np.ndarray) -> SceneObject:
 
 
 def _in_crop(obj: SceneObject) -> bool:
+    """Whether the projected centre lies in the reader's crop, ``_CROP_MARGIN_PX`` or more from its edge."""
     column, row, _ = CAMERA.project(obj.centre)
     rows, cols = CROP
     return (

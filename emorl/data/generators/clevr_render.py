@@ -20,7 +20,7 @@ CUBE, SPHERE, CYLINDER = 1, 2, 3
 _EPS = 1e-4
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SceneObject:
     """One object as the renderer needs it."""
 
@@ -105,8 +105,7 @@ def intersect(obj: SceneObject, origins: np.ndarray, dirs: np.ndarray) -> np.nda
             hit = np.where(near > _EPS, near, far)
         elif obj.shape == CUBE:
             o, d = _local(obj, offset), _local(obj, dirs)
-            half = np.array([obj.half_height, obj.half_height, obj.half_height])
-            t1, t2 = (-half - o) / d, (half - o) / d
+            t1, t2 = (-obj.half_height - o) / d, (obj.half_height - o) / d  # slabs of the cube's faces
             near = np.minimum(t1, t2).max(axis=-1)
             far = np.maximum(t1, t2).min(axis=-1)
             hit = np.where(far >= near, np.where(near > _EPS, near, far), np.nan)
