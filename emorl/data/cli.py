@@ -42,23 +42,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     defaults = DataConfig()
-    parser = argparse.ArgumentParser(prog="emorl-data", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="emorl-data",
+        description="Generate the Multi-Object datasets in the reference HDF5 layout; check; summarise.",
+        epilog="examples:\n" + __doc__.split("\n\n")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
+    shown = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter}
 
-    generate = commands.add_parser("generate", help="write a dataset and its manifest entries")
+    generate = commands.add_parser("generate", help="write a dataset and its manifest entries", **shown)
     generate.add_argument("name", choices=list(DATASETS))
     generate.add_argument("--train", type=int, default=defaults.generate_train, help="training images")
     generate.add_argument("--test", type=int, default=defaults.generate_test, help="test images")
-    generate.add_argument("--seed", type=int, default=0, help="generator seed (test draws from 2*seed+1)")
+    generate.add_argument("--seed", type=int, default=0, help="generator seed (the test split uses 2*seed+1)")
 
-    check = commands.add_parser("check", help="verify layout and SHA-256 of every dataset under the root")
+    check = commands.add_parser("check", help="verify layout and SHA-256 of the datasets in a root", **shown)
     check.add_argument("names", nargs="*", metavar="NAME", help=f"only these ({', '.join(DATASETS)})")
 
-    summary = commands.add_parser("summary", help="per file: split, N, shapes, dtypes, objects, checksum")
+    summary = commands.add_parser("summary", help="per file: N, shapes, dtypes, objects, checksum", **shown)
     summary.add_argument("name", nargs="?", choices=list(DATASETS), metavar="NAME", help="only this dataset")
 
     for command in (generate, check, summary):
-        command.add_argument("--root", default=defaults.root, help=f"data root (default: {defaults.root})")
+        command.add_argument("--root", default=defaults.root, help="data root")
         command.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
