@@ -100,6 +100,12 @@ def test_first_images_do_not_depend_on_how_many_are_generated(dataset):
         np.testing.assert_array_equal(prefix[key], data[key][:3])
 
 
+def test_no_progress_bar_when_progress_is_off(capfd):
+    generate("tetrominoes", 300, seed=0, progress=False)
+    captured = capfd.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
 def test_zero_images_give_empty_arrays_of_the_right_shape():
     data = generate("tetrominoes", 0, seed=0, progress=False)
     assert data["imgs"].shape == (0, 35, 35, 3)

@@ -10,12 +10,14 @@ Factors of a piece: ``x``, ``y`` = centre of its bounding box in pixels (column,
 ``visibility`` = 1. The background row is all zeros except ``visibility`` = 1 (code 0 means "no shape").
 
 How it matches DeepMind's Tetrominoes: 35×35 images, black background, exactly 3 non-overlapping pieces,
-17 shapes/orientations, 6 colours, masks ``[4,35,35,1]``, colour stored as an RGB triple like theirs.
+17 shapes/orientations, their 6 colours (red, green, blue, yellow, magenta, cyan), masks ``[4,35,35,1]``,
+colour stored as 3 floats per entity like their reader's ``color`` feature.
 
 Choices and differences (deliberate; the real files were not available to compare pixel by pixel):
-  * Shapes: the 19 fixed tetrominoes minus the two straight "I" pieces, i.e. O (1), T (4), S (2), Z (2),
-    J (4), L (4) = 17. Dropping the I pieces makes every piece fit a 3×3-block box, so three pieces always
-    fit the 35×35 canvas with room around them; a 4-block straight piece would span 20 of 35 pixels.
+  * Shapes: DeepMind does not say which 17 of the 19 fixed tetrominoes it uses. We take all 19 minus the
+    two straight "I" pieces, i.e. O (1), T (4), S (2), Z (2), J (4), L (4) = 17. Without the I pieces every
+    piece fits a 3×3-block box, so three pieces always fit the 35×35 canvas with room around them; a
+    4-block straight piece would span 20 of the 35 pixels.
   * Each block is a flat 5×5-pixel square (a 3×3-block box is 15×15 px). Pieces sit at any integer pixel
     offset inside the canvas (not on a block grid). The real data may shade blocks differently.
   * Palette: six saturated colours, red, green, blue, yellow, magenta, cyan; each piece draws its colour
