@@ -76,7 +76,7 @@ def test_file_not_in_manifest_is_layout_checked_with_a_warning(root_copy: Path):
     assert all("checksum cannot be verified" in check.warnings[0] for check in checks)
 
 
-def test_layout_problem_in_a_listed_file_is_reported(tmp_path: Path):
+def test_layout_problem_is_reported_by_the_check(tmp_path: Path):
     path = tmp_path / "tetrominoes.h5"
     with h5py.File(path, "w") as file:
         file.create_group("test")["imgs"] = np.zeros((2, 35, 35, 3), np.uint8)

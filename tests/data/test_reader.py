@@ -325,6 +325,14 @@ def test_wrong_mask_dtype_names_expected_and_found(tmp_path: Path):
         MultiObjectDataset(path, "train", masks=True)
 
 
+def test_wrong_factor_dtype_names_expected_and_found(tmp_path: Path):
+    path = write_h5(
+        tmp_path / "x.h5", imgs=np.zeros((2, 8, 8, 3), np.uint8), factors=np.zeros((2, 3, 4), np.int64)
+    )
+    with pytest.raises(DatasetError, match=r"x\.h5 train/factors has dtype int64, expected a float dtype"):
+        MultiObjectDataset(path, "train", factors=True)
+
+
 def test_wrong_mask_shape_names_expected_and_found(tmp_path: Path):
     path = write_h5(
         tmp_path / "x.h5", imgs=np.zeros((2, 8, 8, 3), np.uint8), masks=np.zeros((2, 3, 8, 7, 1), np.uint8)
