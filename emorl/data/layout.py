@@ -164,11 +164,15 @@ class SplitLayout:
 
 
 def open_h5(path: Path) -> h5py.File:
-    """Open a dataset file read-only; a missing, truncated or non-HDF5 file raises ``DatasetError``."""
+    """Open a dataset file read-only; a missing, truncated or non-HDF5 file raises ``DatasetError``.
+
+    HDF5 file locking is off: files are only ever replaced whole (written aside, then renamed), and
+    locks fail on many cluster file systems.
+    """
     if not path.is_file():
         raise DatasetError(f"{path} does not exist; {generate_hint(path)}")
     try:
-        return h5py.File(path, "r")
+        return h5py.File(path, "r", locking=False)
     except OSError as exc:
         raise DatasetError(
             f"{path} is not a readable HDF5 file ({exc}); it may be truncated or corrupt; "
