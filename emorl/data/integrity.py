@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,12 @@ def file_sha256(path: Path, progress: bool = False) -> str:
     return digest.hexdigest()
 
 
+def temporary_sibling(path: Path) -> Path:
+    """A private name next to ``path`` to write to before renaming: unique per host and process, so
+    concurrent writers (ranks, jobs on a shared file system) never write into the same file."""
+    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+
+
 def read_manifest(root: str | Path) -> dict[str, ManifestEntry]:
     """The manifest's entries by file name; empty when the root has no manifest."""
     path = Path(root) / MANIFEST_NAME
@@ -86,7 +93,7 @@ def update_manifest(root: str | Path, entries: Iterable[ManifestEntry]) -> Path:
     files = {name: dataclasses.asdict(entry) for name, entry in read_manifest(root).items()}
     files.update({entry.file: dataclasses.asdict(entry) for entry in entries})
     path = root / MANIFEST_NAME
-    temporary = path.with_name(f".{MANIFEST_NAME}.{os.getpid()}.tmp")
+    temporary = temporary_sibling(path)
     document = {"format": MANIFEST_FORMAT, "files": dict(sorted(files.items()))}
     temporary.write_text(json.dumps(document, indent=2) + "\n")
     temporary.replace(path)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from importlib import metadata
 from pathlib import Path
 
 import h5py
 
 from emorl.data import generators
-from emorl.data.integrity import ManifestEntry, file_sha256, update_manifest
+from emorl.data.integrity import ManifestEntry, file_sha256, temporary_sibling, update_manifest
 from emorl.data.layout import SPLITS, DatasetError, dataset_path, dataset_spec, inspect_split
 
 
@@ -69,7 +68,7 @@ def write_dataset(
 
 def _write_split(path: Path, name: str, split: str, n: int, seed: int, progress: bool) -> None:
     """Stream the generator's chunks into ``<split>/imgs|masks|factors`` of a new file at ``path``."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = temporary_sibling(path)
     try:
         with h5py.File(temporary, "w") as file:
             group = file.create_group(split)

@@ -113,3 +113,11 @@ def test_train_and_test_splits_hold_different_images(tetrominoes_root: Path):
 def test_writer_refuses_an_empty_split(tmp_path: Path):
     with pytest.raises(DatasetError, match=r"tetrominoes: the test split needs at least 1 image, got 0"):
         write_dataset("tetrominoes", tmp_path, 4, 0, seed=0, progress=False)
+
+
+def test_writer_leaves_only_the_two_files_and_the_manifest(tetrominoes_root: Path):
+    assert sorted(path.name for path in tetrominoes_root.iterdir()) == [
+        MANIFEST_NAME,
+        "tetrominoes.h5",
+        "tetrominoes_test.h5",
+    ]
