@@ -222,16 +222,17 @@ def average_gradients_and_flags(
 ) -> torch.Tensor:
     """Average gradients over ranks and sum ``flags`` over ranks, in one all-reduce.
 
-    Parameters that got no gradient on a rank count as zeros, so every rank joins with the same layout.
+    Every rank runs the same graph (same model, same I), so the parameters without a gradient (e.g. the
+    refinement network when I = 0) are the same on every rank and stay without one, as in one process.
     """
     if not context.distributed:
         return flags
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads] + [flags.to(grads[0].dtype)])  # [P + 4]
+    with_grad = [p for p in params if p.grad is not None]
+    flat = torch.cat([p.grad.reshape(-1) for p in with_grad] + [flags.to(with_grad[0].grad.dtype)])  # [P + 4]
     all_reduce_sum(flat, context)
     offset = 0
-    for param, grad in zip(params, grads, strict=True):
-        count = grad.numel()
+    for param in with_grad:
+        count = param.numel()
         param.grad = flat[offset : offset + count].view_as(param).div_(context.world_size)
         offset += count
     return flat[offset:]
@@ -404,7 +405,7 @@ def train(
             if bar is not None:
                 bar.update(1)
 
-            if context.is_main and (step % run.log_every == 0 or step == run.iters):
+            if step % run.log_every == 0 or step == run.iters:  # every rank: TrainResult.metrics is per rank
                 elapsed = time.perf_counter() - window_start
                 metrics = _step_metrics(
                     window,
@@ -420,7 +421,7 @@ def train(
                 )
                 window.zero_()
                 window_steps, window_all, window_start = 0, 0, time.perf_counter()
-                if logger is not None:
+                if context.is_main and logger is not None:
                     logger.log_metrics(metrics, step)
                 if bar is not None:
                     bar.set_postfix(loss=f"{metrics.get('train/total_loss', math.nan):.4g}")
@@ -494,7 +495,8 @@ def _step_metrics(
     kl_beta: float,
     images_per_s: float,
 ) -> dict[str, float]:
-    """Plain-float metrics for the logger (the only place the loop reads device values back)."""
+    """Plain-float metrics (the only place the loop reads device values back); loss, NLL and KL are
+    means over the steps since the last log of this rank's share of the batch."""
     means = (window / max(window_steps, 1)).tolist()
     metrics = {
         "train/total_loss": means[0],
