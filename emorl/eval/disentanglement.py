@@ -27,6 +27,13 @@ DISCRETE_FACTORS = frozenset({"shape", "size", "material", "color"})
 EXCLUDED_FACTORS = frozenset({"visibility", "pixel_x", "pixel_y", "pixel_z"})
 MIN_OBJECT_PIXELS = 50  # smaller (occluded or cropped) objects are not matched (spec §9.6)
 MIN_MATCH_IOU = 0.1
+MIN_DCI_OBJECTS = 4  # both halves of the 50/50 split need at least two rows
+DCI_METRICS = (
+    "dci_disentanglement",
+    "dci_completeness",
+    "dci_informativeness_train",
+    "dci_informativeness_test",
+)
 
 
 def latent_ranges(z: torch.Tensor) -> np.ndarray:
@@ -123,12 +130,14 @@ class DCIResult:
     factor_informativeness: dict[str, float]
 
     def metrics(self) -> dict[str, float]:
-        return {
-            "dci_disentanglement": self.disentanglement,
-            "dci_completeness": self.completeness,
-            "dci_informativeness_train": self.informativeness_train,
-            "dci_informativeness_test": self.informativeness_test,
-        }
+        """The four scores under their ``results.json`` names (``DCI_METRICS``)."""
+        scores = (
+            self.disentanglement,
+            self.completeness,
+            self.informativeness_train,
+            self.informativeness_test,
+        )
+        return dict(zip(DCI_METRICS, scores, strict=True))
 
 
 def dci(
@@ -145,14 +154,10 @@ def dci(
 
     Factors that are constant over the whole set carry no information and are left out.
     """
-    if len(codes) != len(factors) or len(codes) < 4:
-        raise ValueError(
-            f"DCI needs matching codes and factors with at least 4 rows, got {len(codes)} codes and "
-            f"{len(factors)} factor rows; evaluate more images (eval.num_images)"
-        )
+    problem = dci_problem(codes, factors)
+    if problem:
+        raise ValueError(problem)
     varying = [f for f in range(factors.shape[1]) if np.unique(factors[:, f]).size > 1]
-    if not varying:
-        raise ValueError("every factor is constant over the matched objects; DCI is undefined")
     codes_train, codes_test, y_train, y_test = train_test_split(
         codes, factors[:, varying], test_size=test_size, random_state=random_state, shuffle=True
     )
@@ -181,6 +186,19 @@ def dci(
         importance=importance,
         factor_informativeness={factor_names[f]: float(s) for f, s in zip(varying, test_scores, strict=True)},
     )
+
+
+def dci_problem(codes: np.ndarray, factors: np.ndarray) -> str | None:
+    """Why DCI cannot be computed on these rows (too few, mismatched, nothing varies), or None."""
+    if len(codes) != len(factors) or len(codes) < MIN_DCI_OBJECTS:
+        return (
+            f"DCI needs matching codes and factors with at least {MIN_DCI_OBJECTS} rows (matched objects), "
+            f"got {len(codes)} codes and {len(factors)} factor rows; evaluate more images (eval.num_images) "
+            "or a model whose slots match objects (IoU >= 0.1)"
+        )
+    if all(np.unique(factors[:, f]).size < 2 for f in range(factors.shape[1])):
+        return "every factor is constant over the matched objects; DCI is undefined"
+    return None
 
 
 def _disentanglement(importance: np.ndarray) -> float:
