@@ -88,7 +88,7 @@ chown mysql:mysql "$D"
 if [ ! -d "$D/data/mysql" ]; then
   rm -rf "$D/data"
   mariadb-install-db --defaults-file="$DIR/etc/my.cnf" --user=mysql --auth-root-authentication-method=socket \
-    > "$D/install_db.log" 2>&1 || { show_log "$D/install_db.log"; die "mariadb-install-db failed"; }
+    --skip-test-db --skip-name-resolve > "$D/install_db.log" 2>&1 || { show_log "$D/install_db.log"; die "mariadb-install-db failed"; }
 fi
 setsid /usr/sbin/mariadbd --defaults-file="$DIR/etc/my.cnf" > "$D/stdout.log" 2>&1 < /dev/null &
 wait_until 60 "MariaDB" mariadb --defaults-file="$DIR/etc/my.cnf" -e "select 1" \

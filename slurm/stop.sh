@@ -14,8 +14,8 @@ T0=$(date +%s.%N)
 # belongs_to_dir PID: the process is alive and names DIR in its command line or environment
 belongs_to_dir() {
   [ -r "/proc/$1/cmdline" ] || return 1
-  tr '\0' '\n' < "/proc/$1/cmdline" 2>/dev/null | grep -qF "$DIR/" && return 0
-  tr '\0' '\n' < "/proc/$1/environ" 2>/dev/null | grep -qF "$DIR/"
+  tr '\0' '\n' 2>/dev/null < "/proc/$1/cmdline" | grep -qF "$DIR/" && return 0
+  tr '\0' '\n' 2>/dev/null < "/proc/$1/environ" | grep -qF "$DIR/"
 }
 # tree PID: PID's descendants (deepest first), then PID
 tree() {
@@ -24,12 +24,12 @@ tree() {
   echo "$1"
 }
 alive() { kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]; }
-# stop_tree NAME PID: SIGTERM the tree, wait up to GRACE_S, then SIGKILL what is left
+# stop_tree NAME PID [SIGNAL]: send SIGNAL (default TERM) to the tree, wait up to GRACE_S, then SIGKILL the rest
 stop_tree() {
   local name=$1 pids p left deadline t0
   t0=$(date +%s.%N)
   pids=$(tree "$2" | tr '\n' ' ')
-  kill -TERM $pids 2>/dev/null
+  kill -"${3:-TERM}" $pids 2>/dev/null
   deadline=$(( $(date +%s) + GRACE_S ))
   while :; do
     left=""
@@ -52,10 +52,10 @@ if [ -n "$ctld_pid" ] && belongs_to_dir "$ctld_pid" \
   done
   echo "cancelled jobs:" $jobs
 fi
-# then job steps still alive: they outlive slurmd (slurmstepd is re-parented away from it) and inherit
-# SLURM_CONF=DIR/etc/slurm.conf from the slurmd that started them
+# then job steps still alive (after a crash): they outlive slurmd (slurmstepd is re-parented away from it) and
+# inherit SLURM_CONF=DIR/etc/slurm.conf from it; slurmstepd ignores SIGTERM, and its job is lost anyway: SIGKILL
 for pid in $(pgrep -x slurmstepd); do
-  belongs_to_dir "$pid" && stop_tree "slurmstepd" "$pid"
+  belongs_to_dir "$pid" && stop_tree "slurmstepd" "$pid" KILL
 done
 for pidfile in "$DIR"/run/slurmd-*.pid "$DIR/run/slurmctld.pid" "$DIR/run/slurmdbd.pid" \
                "$DIR/mysql/mysqld.pid" "$DIR/munge/run/munged.pid"; do

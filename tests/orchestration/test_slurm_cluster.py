@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -160,9 +162,20 @@ def test_submitit_two_node_job_all_reduces_over_gloo_across_n1_and_n2(
     assert [r["sum"] for r in results] == [3.0, 3.0]  # ranks contribute 1 and 2
 
 
-def test_stop_leaves_no_process_of_the_cluster_alive() -> None:
+@pytest.fixture(scope="module")
+def stopped_cluster_dir() -> Iterator[Path]:
+    """A cluster folder set up once (munge key, MariaDB, accounting) and stopped, for tests of start/stop."""
     require_slurm_packages()
-    cluster = start_cluster(new_state_dir())
+    state_dir = new_state_dir()
+    start_cluster(state_dir)
+    stop_cluster(state_dir)
+    yield state_dir
+    stop_cluster(state_dir)
+    shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def test_stop_leaves_no_process_of_the_cluster_alive(stopped_cluster_dir: Path) -> None:
+    cluster = start_cluster(stopped_cluster_dir)
     pids = cluster.pids()
     assert set(pids) == {"munged", "mysqld", "slurmdbd", "slurmctld"} | {f"slurmd-{n}" for n in NODES}
     assert all(is_running(pid) for pid in pids.values())
@@ -172,9 +185,10 @@ def test_stop_leaves_no_process_of_the_cluster_alive() -> None:
     assert cluster.pids() == {}, "stop.sh removes the pid files"
 
 
-def test_start_recovers_from_a_crashed_run_in_the_same_folder(tmp_path: Path) -> None:
-    require_slurm_packages()
-    cluster = start_cluster(new_state_dir())
+def test_start_recovers_from_a_crashed_run_in_the_same_folder(
+    stopped_cluster_dir: Path, tmp_path: Path
+) -> None:
+    cluster = start_cluster(stopped_cluster_dir)
     try:
         sleeper = cluster.run(
             "sbatch", "--parsable", "-o", str(tmp_path / "sleep.out"), "--wrap", "sleep 300"
