@@ -35,7 +35,11 @@ class Logger(Protocol):
 
 
 class ConsoleLogger:
-    """Prints metrics as plain lines; the trainer's tqdm bar carries the live progress."""
+    """Prints metrics as plain lines; the trainer's tqdm bar carries the live progress.
+
+    Lines go through ``tqdm.write``, so they appear above an active progress bar instead of breaking it,
+    and as ordinary lines when there is no bar (not interactive, or ``progress=false``).
+    """
 
     def __init__(self, stream: Any = None, image_dir: str | Path | None = None):
         self.stream = stream or sys.stdout
@@ -45,8 +49,10 @@ class ConsoleLogger:
         pass
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        from tqdm import tqdm
+
         shown = "  ".join(f"{key}={value:.4g}" for key, value in sorted(metrics.items()))
-        print(f"step {step}: {shown}", file=self.stream, flush=True)
+        tqdm.write(f"step {step}: {shown}", file=self.stream)
 
     def log_image(self, key: str, image: np.ndarray, step: int) -> None:
         if self.image_dir is None:
@@ -62,3 +68,30 @@ class ConsoleLogger:
 
     def close(self, status: str = "FINISHED") -> None:
         print(f"run ended: {status}", file=self.stream, flush=True)
+
+
+class LoggerGroup:
+    """Sends every call to several loggers, e.g. the console and an MLflow run."""
+
+    def __init__(self, *loggers: Logger):
+        self.loggers = loggers
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        for logger in self.loggers:
+            logger.log_params(params)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step)
+
+    def log_image(self, key: str, image: np.ndarray, step: int) -> None:
+        for logger in self.loggers:
+            logger.log_image(key, image, step)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        for logger in self.loggers:
+            logger.log_artifact(path, artifact_path)
+
+    def close(self, status: str = "FINISHED") -> None:
+        for logger in self.loggers:
+            logger.close(status)
