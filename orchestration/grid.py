@@ -239,10 +239,10 @@ class Composer:
     every other override is applied to a copy of that unresolved tree, which is then resolved.
     """
 
-    def __init__(self, config_name: str, cli_overrides: Sequence[str] = (), conf_dir: Path = CONF_DIR):
+    def __init__(self, config_name: str, cli_overrides: Sequence[str] = (), conf_dir: Path | None = None):
         self.config_name = config_name
         self.cli_overrides = list(cli_overrides)
-        self.conf_dir = Path(conf_dir)
+        self.conf_dir = Path(conf_dir) if conf_dir is not None else CONF_DIR
         self._cache: dict[tuple[str, ...], dict[str, Any]] = {}
 
     def is_group(self, key: str) -> bool:

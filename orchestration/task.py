@@ -104,6 +104,13 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
         cfg = ExperimentConfig.from_dict(self.spec.config)
         uri = self.tracking["uri"]
         is_main = env["global_rank"] == 0
+        node = os.environ.get("SLURMD_NODENAME", os.uname().nodename)
+        print(
+            f"run {self.spec.name} ({self.spec.run_key}): rank {env['global_rank']}/{env['num_tasks']} "
+            f"on {node}, attempt {self.attempt}",
+            file=sys.stderr,
+            flush=True,
+        )
         if is_main and self._finished(uri):
             return {"run_key": self.spec.run_key, "skipped": "already FINISHED"}
         logger = self._open(uri, env) if is_main else None
