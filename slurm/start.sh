@@ -30,6 +30,8 @@ wait_until() {
 for exe in /usr/sbin/munged /usr/sbin/mariadbd /usr/sbin/slurmdbd /usr/sbin/slurmctld /usr/sbin/slurmd; do
   [ -x "$exe" ] || die "$exe not found; install the Debian packages with: bash $HERE/install.sh"
 done
+unshare -m true 2>/dev/null \
+  || die "cannot create a mount namespace (unshare -m); a container needs CAP_SYS_ADMIN (docker run --privileged)"
 mkdir -p "$DIR"
 chmod 0755 "$DIR"
 # munged and MariaDB run as their own users and must be able to reach their files under DIR

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
-import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +12,10 @@ import pytest
 import submitit
 
 from tests.fixtures.slurm_cluster import (
+    AS_ROOT,
     SlurmCluster,
     new_state_dir,
+    remove_state_dir,
     require_slurm_packages,
     start_cluster,
     stop_cluster,
@@ -171,7 +172,7 @@ def stopped_cluster_dir() -> Iterator[Path]:
     stop_cluster(state_dir)
     yield state_dir
     stop_cluster(state_dir)
-    shutil.rmtree(state_dir, ignore_errors=True)
+    remove_state_dir(state_dir)
 
 
 def test_stop_leaves_no_process_of_the_cluster_alive(stopped_cluster_dir: Path) -> None:
@@ -197,8 +198,8 @@ def test_start_recovers_from_a_crashed_run_in_the_same_folder(
         while cluster.run("squeue", "-h", "-j", sleeper.strip(), "-o", "%T").strip() != "RUNNING":
             assert time.monotonic() < deadline, "the sleep job never started"
             time.sleep(0.2)
-        for pid in cluster.pids().values():  # a crash: every daemon dies at once, the job step lives on
-            os.kill(pid, signal.SIGKILL)
+        # a crash: every daemon dies at once, the job step lives on
+        subprocess.run([*AS_ROOT, "kill", "-KILL", *map(str, cluster.pids().values())], check=True)
         cluster = start_cluster(cluster.state_dir)
         assert wait_all_idle(cluster, timeout=5) == {node: (part, "idle") for node, part in NODES.items()}
         assert cluster.run("squeue", "-h").strip() == ""
