@@ -32,6 +32,8 @@ for exe in /usr/sbin/munged /usr/sbin/mariadbd /usr/sbin/slurmdbd /usr/sbin/slur
 done
 unshare -m true 2>/dev/null \
   || die "cannot create a mount namespace (unshare -m); a container needs CAP_SYS_ADMIN (docker run --privileged)"
+# munged's and MariaDB's unix sockets live under DIR, and socket paths are limited to 107 bytes
+[ ${#DIR} -le 80 ] || die "DIR is ${#DIR} characters long; use a path of at most 80 (socket path limit)"
 mkdir -p "$DIR"
 chmod 0755 "$DIR"
 # munged and MariaDB run as their own users and must be able to reach their files under DIR
