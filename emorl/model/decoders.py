@@ -42,7 +42,7 @@ class BroadcastDecoder(nn.Module):
             hidden = self._broadcast_conv(slots, first)
         else:
             hidden = first(self._broadcast(slots))
-        output = rest(hidden).unflatten(0, z.shape[:2]).float()  # [B, K, 4, H, W]
+        output = rest(hidden).unflatten(0, z.shape[:2]).to(z.dtype)  # [B, K, 4, H, W], z's precision
         return torch.sigmoid(output[:, :, :3]), output[:, :, 3:]
 
     def _broadcast(self, slots: Tensor) -> Tensor:

@@ -8,8 +8,8 @@ built with L = 0 hold no encoder and models with L ≤ 1 no prior network, as no
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -113,48 +113,56 @@ class EMORL(nn.Module):
             raise ValueError(f"need refinement_steps >= 0 and num_slots >= 1, got {steps} and {slots}")
         self._check_images(images)
         noise = torch.randn_like if noise is None else noise
-        keep_graph = torch.is_grad_enabled()
         targets = (images + 1.0) / 2.0  # [B, 3, H, W] in [0, 1]
+        weights = loss_weights(self.cfg.loss_weights, steps)
+        gradients = _DeferredGradients(training=torch.is_grad_enabled())
 
         stage1 = self.hvae(images, slots, noise)
-        with torch.enable_grad() if steps > 0 else contextlib.nullcontext():
-            params = stage1.posteriors or [stage1.initial]
-            if steps > 0 and not params[-1][0].requires_grad:  # no graph to λ (no_grad or frozen): make one
-                params = [*params[:-1], tuple(t.detach().requires_grad_() for t in params[-1])]
-            posterior = Gaussian.from_params(*params[-1])
-            means, log_masks = self.decode(posterior.rsample(noise))
-            nll = self.negative_log_likelihood(targets, means, log_masks, self.cfg.log_scale)  # [B]
+        params = stage1.posteriors or [stage1.initial]  # (μ, s) per layer; the last one is λ^(L,0)
+        with torch.enable_grad():  # refinement needs ∂𝓛/∂λ even under no_grad
+            leaves = [(_leaf(mu), _leaf(s)) for mu, s in params]
+            means, log_masks, nll = self._reconstruct(Gaussian.from_params(*leaves[-1]), targets, noise)
+            kl, refinement_prior = torch.zeros_like(nll), None
             if stage1.posteriors:
-                posteriors = [Gaussian.from_params(*p) for p in params]
+                posteriors = [Gaussian.from_params(*leaf) for leaf in leaves]
                 kl, refinement_prior = stage1_kl(self.cfg.prior, posteriors, self.prior, noise)
-            else:
-                kl, refinement_prior = torch.zeros_like(nll), None
-            kl_stage1 = kl
+            kl_stage1 = kl.detach()
             loss = self._iteration_loss(nll, kl, geco, global_step, kl_beta)
-            weights = loss_weights(self.cfg.loss_weights, steps)
-            total_loss = weights[0] * loss
+            stage1_pairs = _pairs(reversed(params), reversed(leaves))  # λ^(L,0) first
+            direct = [*self.decoder.parameters(), *(self.prior.parameters() if self.prior else [])]
+            reuse_prior = refinement_prior is not None and steps > 0
+            grad_mu, grad_s = gradients.take(loss, weights[0], stage1_pairs, direct, steps > 0, reuse_prior)
+            if reuse_prior:  # every refinement KL reads it: its gradients are gathered on leaf copies
+                reused = Gaussian(_leaf(refinement_prior.mean), _leaf(refinement_prior.var))
             all_means, all_log_masks, deltas = [means], [log_masks], []
 
             mu, s = params[-1]
             state = self.refinement.initial_state(mu)
             for step in range(1, steps + 1):
-                grad_mu, grad_s = torch.autograd.grad(loss, (mu, s), retain_graph=keep_graph)
                 delta_mu, delta_s, state = self.refinement(mu, s, grad_mu, grad_s, state)
                 deltas.append(torch.cat([delta_mu, delta_s], dim=-1).detach().norm(dim=-1).mean())
                 mu, s = mu + delta_mu, s + delta_s
-                posterior = Gaussian.from_params(mu, s)
-                means, log_masks = self.decode(posterior.rsample(noise))
-                nll = self.negative_log_likelihood(targets, means, log_masks, self.cfg.log_scale)
-                kl = kl_divergence(posterior, refinement_prior).sum(-1)  # [B]
+                leaf = (_leaf(mu), _leaf(s))
+                posterior = Gaussian.from_params(*leaf)
+                means, log_masks, nll = self._reconstruct(posterior, targets, noise)
+                kl = kl_divergence(posterior, reused if reuse_prior else None).sum(-1)  # [B]
                 loss = self._iteration_loss(nll, kl, geco, global_step, kl_beta)
-                total_loss = total_loss + weights[step] * loss
+                pairs = _pairs([(mu, s)], [leaf])
+                if reuse_prior:
+                    pairs += [(reused.mean, reused.mean), (reused.var, reused.var)]
+                grad_mu, grad_s = gradients.take(
+                    loss, weights[step], pairs, self.decoder.parameters(), step < steps
+                )
                 all_means.append(means)
                 all_log_masks.append(log_masks)
+            if reuse_prior:
+                gradients.pass_through(refinement_prior, reused, stage1_pairs, self.prior.parameters())
 
         if all_stages:
             all_means, all_log_masks = self._decode_intermediate(stage1.samples[1:], all_means, all_log_masks)
-        output = EMORLOutput(
-            total_loss=total_loss,
+        nll, kl = nll.detach(), kl.detach()
+        return EMORLOutput(
+            total_loss=gradients.total_loss(),
             nll=nll.mean(),
             kl=kl.mean(),
             nll_per_image=nll,
@@ -164,10 +172,17 @@ class EMORL(nn.Module):
             means=all_means,
             log_masks=all_log_masks,
             attention=stage1.attention,
-            posterior_mu=mu,
-            posterior_s=s,
+            posterior_mu=mu.detach(),
+            posterior_s=s.detach(),
         )
-        return output if keep_graph else output.detach()
+
+    def _reconstruct(
+        self, posterior: Gaussian, targets: Tensor, noise: Noise
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Sample z ~ q, decode it: (means, log masks) detached for the outputs, and the NLL [B]."""
+        means, log_masks = self.decode(posterior.rsample(noise))
+        nll = self.negative_log_likelihood(targets, means, log_masks, self.cfg.log_scale)
+        return means.detach(), log_masks.detach(), nll
 
     def _iteration_loss(
         self, nll: Tensor, kl: Tensor, geco: GECO | None, global_step: int, kl_beta: float
@@ -192,3 +207,93 @@ class EMORL(nn.Module):
                 f"EMORL expects images [B, {', '.join(map(str, expected))}] (model.input_size), "
                 f"got {list(images.shape)}"
             )
+
+
+def _leaf(tensor: Tensor) -> Tensor:
+    """A detached copy that gathers its own gradient: where one iteration's loss graph stops."""
+    return tensor.detach().requires_grad_()
+
+
+def _pairs(
+    attached: Iterable[tuple[Tensor, Tensor]], leaves: Iterable[tuple[Tensor, Tensor]]
+) -> list[tuple[Tensor, Tensor]]:
+    """Flatten (μ, s) tuples into (attached tensor, its detached leaf copy) pairs, μ before s."""
+    return [pair for a, l in zip(attached, leaves, strict=True) for pair in zip(a, l, strict=True)]
+
+
+class _DeferredGradients:
+    """Each iteration's gradients, taken as soon as its loss is known and handed over to one ``backward()``.
+
+    Every 𝓛_r is computed from detached leaf copies of the tensors it reads (its λ, the stage-1 posteriors,
+    the reused prior). ``take`` differentiates 𝓛_r with respect to those leaves and to the parameters 𝓛_r
+    reaches directly (decoder, prior network) and frees 𝓛_r's graph. ``total_loss`` is Σ ⟨w_r·∂𝓛_r/∂t, t⟩
+    over the attached tensors t: its backward() gives exactly the gradient of Σ_r w_r·𝓛_r through the single
+    graph the reference builds, but walks each decoder pass once instead of twice and frees it early.
+    The refinement network gets the unweighted ∂𝓛_r/∂λ, without a second-order graph.
+    """
+
+    def __init__(self, training: bool):
+        self.training = training  # False under no_grad: only the refinement gradients are taken
+        self.value: Tensor | float = 0.0
+        self.gradients: dict[int, tuple[Tensor, Tensor]] = {}  # id(t) → (t, accumulated gradient)
+
+    def take(
+        self,
+        loss: Tensor,
+        weight: float,
+        pairs: list[tuple[Tensor, Tensor]],
+        parameters: Iterable[Tensor],
+        need_lambda: bool,
+        retain: bool = False,
+    ) -> tuple[Tensor | None, Tensor | None]:
+        """Record w·𝓛; return ∂𝓛/∂(μ, s) of the first two pairs (λ) if ``need_lambda``, else (None, None)."""
+        self.value = self.value + weight * loss.detach()
+        if not self.training:
+            if not need_lambda:
+                return None, None
+            pairs, parameters = pairs[:2], []
+        parameters = [p for p in parameters if p.requires_grad]
+        inputs = [leaf for _, leaf in pairs] + parameters
+        grads = torch.autograd.grad(loss, inputs, retain_graph=retain, allow_unused=True)
+        if self.training:
+            for target, grad in zip([a for a, _ in pairs] + parameters, grads, strict=True):
+                self._add(target, grad, weight)
+        return (grads[0], grads[1]) if need_lambda else (None, None)
+
+    def pass_through(
+        self,
+        prior: Gaussian,
+        reused: Gaussian,
+        pairs: list[tuple[Tensor, Tensor]],
+        parameters: Iterable[Tensor],
+    ) -> None:
+        """Carry the gradients gathered on the reused prior's leaves back through the prior network."""
+        if not self.training:
+            return
+        contributions = [self.gradients.pop(id(t), (t, None))[1] for t in (reused.mean, reused.var)]
+        surrogate = sum(
+            (t * g).sum()
+            for t, g in zip((prior.mean, prior.var), contributions, strict=True)
+            if g is not None
+        )
+        if not isinstance(surrogate, Tensor):
+            return
+        parameters = [p for p in parameters if p.requires_grad]
+        grads = torch.autograd.grad(surrogate, [leaf for _, leaf in pairs] + parameters, allow_unused=True)
+        for target, grad in zip([a for a, _ in pairs] + parameters, grads, strict=True):
+            self._add(target, grad, 1.0)
+
+    def total_loss(self) -> Tensor:
+        """Σ_r w_r·𝓛_r as a value; its backward() delivers the gathered gradients."""
+        value = torch.as_tensor(self.value)
+        if not self.training or not self.gradients:
+            return value
+        surrogate = sum((t * g).sum() for t, g in self.gradients.values())
+        return surrogate - surrogate.detach() + value
+
+    def _add(self, target: Tensor, grad: Tensor | None, weight: float) -> None:
+        if grad is None or not target.requires_grad:
+            return
+        previous = self.gradients.get(id(target))
+        grad = weight * grad if previous is None else previous[1] + weight * grad
+        self.gradients[id(target)] = (target, grad)

@@ -95,8 +95,9 @@ class BottomUpInference(nn.Module):
             attention = attention / attention.sum(dim=-1, keepdim=True)
             update = attention @ values  # Θ, [B, K, D]
             mu_hat, s_hat = self.update(update, mu, s)
-            mu = (mu_hat + self.mlp_mu(self.norm_mu_pre_ff(mu_hat))).float()
-            s = (s_hat + self.mlp_softplus(self.norm_softplus_pre_ff(s_hat))).float()
+            dtype = self.init_posterior.dtype  # posteriors stay in the parameters' precision under autocast
+            mu = (mu_hat + self.mlp_mu(self.norm_mu_pre_ff(mu_hat))).to(dtype)
+            s = (s_hat + self.mlp_softplus(self.norm_softplus_pre_ff(s_hat))).to(dtype)
             stage1.posteriors.append((mu, s))
             if layer < self.layers - 1:  # the last layer's sample is drawn by the caller, which decodes it
                 z = Gaussian.from_params(mu, s).rsample(noise)

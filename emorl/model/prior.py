@@ -22,7 +22,8 @@ class HierarchicalPrior(nn.Module):
 
     def forward(self, z: Tensor) -> Gaussian:
         hidden = nn.functional.elu(self.z_linear(z))
-        return Gaussian.from_params(self.z_mu(hidden).float(), self.z_softplus(hidden).float())
+        dtype = self.z_mu.weight.dtype  # full precision under autocast
+        return Gaussian.from_params(self.z_mu(hidden).to(dtype), self.z_softplus(hidden).to(dtype))
 
 
 def stage1_kl(

@@ -35,4 +35,5 @@ class RefinementNetwork(nn.Module):
         encoded = self.encoding(torch.cat([mu, s, *normalised], dim=-1))  # [B, K, D]
         state = self.recurrence(encoded.flatten(0, 1), state)  # [B·K, D]
         output = state.view(mu.shape)
-        return self.loc(output).float(), self.softplus(output).float(), state
+        dtype = self.loc.weight.dtype  # full precision under autocast
+        return self.loc(output).to(dtype), self.softplus(output).to(dtype), state

@@ -97,3 +97,20 @@ def test_total_loss_with_no_refinement_is_the_weighted_elbo():
         torch.testing.assert_close(out.total_loss, weight * (out.nll + out.kl))
         torch.testing.assert_close(out.kl_per_image, out.kl_stage1_per_image)
         assert out.deltas.shape == (0,)
+
+
+def test_bf16_autocast_trains_with_full_precision_outputs():
+    cfg = toy_config(likelihood="gmm")
+    model = EMORL(cfg)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(toy_images(cfg), refinement_steps=2)
+    out.total_loss.backward()
+    assert out.total_loss.dtype == out.means[-1].dtype == out.posterior_mu.dtype == torch.float32
+    assert torch.isfinite(out.total_loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_outputs_other_than_the_loss_carry_no_graph(tiny):
+    out = EMORL(tiny)(toy_images(tiny), refinement_steps=1)
+    assert out.total_loss.requires_grad
+    assert not any(t.requires_grad for t in [out.nll, out.kl, out.posterior_mu, *out.means, *out.log_masks])
