@@ -105,7 +105,7 @@ def traversal_figure(
     """PNG of a traversal grid ``[R, S, 3, H, W]``: one row per latent, labelled with its index and range."""
     from emorl.eval.traversal import tile
 
-    grid = tile(images, padding=padding)
+    grid = tile(images, padding=padding, pad_value=255)  # white gaps: dark images stay apart
     rows, steps, _, height, width = images.shape
     scale = max(1.0, 48 / height)
     figure = Figure(

@@ -44,6 +44,7 @@ def tiny_config(name: str, root: Path, output_dir: Path) -> ExperimentConfig:
                 "activeness_images": 3,
                 "traversal_steps": 3,
                 "gif_top_k": 2,
+                "output_dir": str(output_dir / "eval"),
             },
         }
     )
