@@ -29,6 +29,10 @@ from orchestration.grid import RunSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MAX_ARRAY_SIZE = 1001  # SLURM's default MaxArraySize
+# squeue states of jobs whose task is over (shown briefly while the job is cleaned up)
+ENDING_STATES = frozenset(
+    {"COMPLETING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL"}
+)
 # Launcher keys that shape a job: runs agreeing on all of them can share one job array.
 SHAPE_KEYS = (
     "name",
@@ -133,7 +137,10 @@ def _append_ledger(output_root: str | Path, grid: str, entries: Iterable[Submiss
 
 
 def live_slurm_jobs() -> dict[str, str]:
-    """This user's queued or running SLURM jobs, one entry per array element: job id -> state."""
+    """This user's queued or running SLURM jobs, one entry per array element: job id -> state.
+
+    Jobs whose task has ended (COMPLETING and final states) are left out: their MLflow run tells the rest.
+    """
     if shutil.which("squeue") is None:
         return {}
     result = subprocess.run(
@@ -141,7 +148,8 @@ def live_slurm_jobs() -> dict[str, str]:
     )
     if result.returncode != 0:
         raise RuntimeError(f"squeue failed ({result.returncode}): {result.stderr.strip()}")
-    return dict(line.split("|", 1) for line in result.stdout.split() if "|" in line)
+    jobs = dict(line.split("|", 1) for line in result.stdout.split() if "|" in line)
+    return {job_id: state for job_id, state in jobs.items() if state not in ENDING_STATES}
 
 
 def cluster_max_array_size() -> int:
@@ -350,7 +358,7 @@ def wait_for(
             for job, entry in pending:
                 if isinstance(job, submitit.DebugJob) or job.done():
                     try:
-                        job.result()
+                        job.results()  # one per task (rank)
                     except Exception as exc:
                         failures.append(
                             f"run {entry.run_key} (job {entry.job_id}) failed: {exc}".splitlines()[0]

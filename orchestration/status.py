@@ -17,7 +17,7 @@ from orchestration.launch import Submission
 
 FG_ARI = "eval/fg_ari"
 PROGRESS_METRICS = ("train/loss", "train/nll")  # the step of the latest of these is the run's step
-LIVE_RUNNING = ("RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED", "STOPPING")
+LIVE_RUNNING = ("RUNNING", "CONFIGURING", "SUSPENDED", "STOPPING")
 
 
 class RunState(enum.StrEnum):
@@ -111,15 +111,20 @@ def log_tail(submission: Submission, lines: int = 15) -> str:
 def run_state(
     tracked: TrackedRun | None, submission: Submission | None, live_jobs: Mapping[str, str]
 ) -> RunState:
-    """One run's state: MLflow says done/failed; the queue says queued/running; a vanished job failed."""
+    """One run's state: MLflow says done or failed; the queue, queued or running; a vanished job failed."""
     job_state = live_jobs.get(submission.job_id) if submission else None
-    if tracked is not None and tracked.status == "FINISHED":
+    status = tracked.status if tracked is not None else None
+    if status == "FINISHED":
         return RunState.DONE
+    if job_state is not None and job_state not in LIVE_RUNNING:
+        return RunState.QUEUED  # also a resubmitted failed run, or a preempted one waiting to restart
+    if status in ("FAILED", "KILLED"):
+        return RunState.FAILED  # its job may still be cleaning up
     if job_state is not None:
-        return RunState.RUNNING if job_state in LIVE_RUNNING else RunState.QUEUED
+        return RunState.RUNNING
     if tracked is None and submission is None:
         return RunState.NOT_SUBMITTED
-    if submission is not None and submission.launcher != "slurm" and tracked and tracked.status == "RUNNING":
+    if submission is not None and submission.launcher != "slurm" and status == "RUNNING":
         return RunState.RUNNING  # local jobs are not in any queue
     return RunState.FAILED
 
