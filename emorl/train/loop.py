@@ -367,15 +367,16 @@ def train(
                     noise=noise,
                 )
             out.total_loss.backward()
+            out = out.detach()  # keep the values for logging, let the graph go before the next forward
 
-            nll = out.nll.detach().float()
+            nll = out.nll.float()
             wants_stop = stop_requested is not None and stop_requested()
             checkpoint_due = context.is_main and (
                 time.monotonic() - last_checkpoint_time >= run.checkpoint_every_minutes * 60
             )
             flags = torch.stack(
                 [
-                    torch.isfinite(out.total_loss.detach()).float(),
+                    torch.isfinite(out.total_loss).float(),
                     nll,
                     torch.tensor(float(wants_stop), device=device),
                     torch.tensor(float(checkpoint_due), device=device),
@@ -397,7 +398,7 @@ def train(
                 optimizer.step()
                 if geco is not None:
                     geco.update(flags[1] / context.world_size, step)
-                window += torch.stack([out.total_loss.detach().float(), nll, out.kl.detach().float()])
+                window += torch.stack([out.total_loss.float(), nll, out.kl.float()])
                 window_steps += 1
             guard.record(step_flags.finite, step)
             step += 1
@@ -509,7 +510,7 @@ def _step_metrics(
         "train/nonfinite_steps": float(nonfinite_steps),
         "train/images_per_s": images_per_s,
     }
-    for index, delta in enumerate(out.deltas.detach().float().tolist()):
+    for index, delta in enumerate(out.deltas.float().tolist()):
         metrics[f"train/delta_norm_{index}"] = delta
     if geco is not None:
         metrics["train/geco_beta"] = float(geco.beta)
