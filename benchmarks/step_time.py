@@ -8,6 +8,7 @@ GPU ``torch.cuda.max_memory_allocated``.
     python benchmarks/step_time.py                       # every config, CPU (and GPU when present)
     python benchmarks/step_time.py --config clevr6       # one config
     python benchmarks/step_time.py --device cuda --bf16  # bf16 autocast on GPU
+    python benchmarks/step_time.py --channels-last       # channels-last weights and activations
 """
 
 from __future__ import annotations
@@ -69,7 +70,9 @@ def max_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
-def measure(name: str, device: str, bf16: bool, warmup: int, steps: int, compile_model: bool) -> dict:
+def measure(
+    name: str, device: str, bf16: bool, channels_last: bool, warmup: int, steps: int, compile_model: bool
+) -> dict:
     """Build the config's model and time ``steps`` training steps after ``warmup`` untimed ones."""
     bench = CONFIGS[name]
     torch.manual_seed(0)
@@ -77,6 +80,8 @@ def measure(name: str, device: str, bf16: bool, warmup: int, steps: int, compile
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     model = EMORL(bench.model).to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     step_model = torch.compile(model) if compile_model else model
     optimizer = torch.optim.Adam(model.parameters(), lr=4e-4)
     num_pixels = math.prod(bench.model.input_size)
@@ -114,7 +119,7 @@ def measure(name: str, device: str, bf16: bool, warmup: int, steps: int, compile
     peak = torch.cuda.max_memory_allocated() if device == "cuda" else max_rss_bytes() - rss_before
     return {
         "config": name,
-        "device": device + (" bf16" if bf16 else ""),
+        "device": device + (" bf16" if bf16 else "") + (" channels-last" if channels_last else ""),
         "seconds": seconds,
         "images_per_second": bench.batch_size / seconds,
         "peak_mib": peak / 2**20,
@@ -126,7 +131,9 @@ def measure(name: str, device: str, bf16: bool, warmup: int, steps: int, compile
 def run_in_subprocess(name: str, args: argparse.Namespace, device: str) -> dict:
     command = [sys.executable, __file__, "--config", name, "--device", device, "--json"]
     command += ["--warmup", str(args.warmup), "--steps", str(args.steps)]
-    command += ["--bf16"] * args.bf16 + ["--compile"] * args.compile
+    command += (
+        ["--bf16"] * args.bf16 + ["--channels-last"] * args.channels_last + ["--compile"] * args.compile
+    )
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"benchmark {name} on {device} failed:\n{result.stderr}")
@@ -159,6 +166,7 @@ def main() -> None:
     parser.add_argument("--config", choices=sorted(CONFIGS), help="run one config (default: all)")
     parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    parser.add_argument("--channels-last", action="store_true", help="channels-last weights and activations")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
@@ -169,7 +177,10 @@ def main() -> None:
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     devices = [d for d in devices if d == "cpu" or torch.cuda.is_available()]
     if args.json:
-        print(json.dumps(measure(args.config, devices[0], args.bf16, args.warmup, args.steps, args.compile)))
+        row = measure(
+            args.config, devices[0], args.bf16, args.channels_last, args.warmup, args.steps, args.compile
+        )
+        print(json.dumps(row))
         return
     names = [args.config] if args.config else list(CONFIGS)
     rows = [run_in_subprocess(name, args, device) for device in devices for name in names]

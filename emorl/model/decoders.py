@@ -1,7 +1,7 @@
 """Spatial-broadcast image decoders (spec §3.5): ``iodine``, ``small`` and ``big``.
 
-Every slot is decoded independently, all B·K of them in one batch. Activations are channels-last (2–3× faster
-convolutions on CPU, and the layout tensor cores want on GPU).
+Every slot is decoded independently, all B·K of them in one batch. The activations take the memory format of
+the convolution weights, so ``model.to(memory_format=torch.channels_last)`` switches the whole decoder.
 
 The first convolution of ``iodine``/``small`` reads the tiled z plus the positional map. Convolution is
 linear, so conv(tile(z) + P) = Σ_c z_c·conv_c(1) + conv(P): the slot-dependent part is a matmul against the
@@ -45,9 +45,13 @@ class BroadcastDecoder(nn.Module):
         output = rest(hidden).unflatten(0, z.shape[:2]).to(z.dtype)  # [B, K, 4, H, W], z's precision
         return torch.sigmoid(output[:, :, :3]), output[:, :, 3:]
 
+    def _memory_format(self) -> torch.memory_format:
+        channels_last = self.layers[0].weight.is_contiguous(memory_format=torch.channels_last)
+        return torch.channels_last if channels_last else torch.contiguous_format
+
     def _broadcast(self, slots: Tensor) -> Tensor:
         tiled = slots[:, None, None, :] + self.position()  # [N, Hg, Wg, D]
-        return tiled.permute(0, 3, 1, 2)  # [N, D, Hg, Wg], channels-last in memory
+        return tiled.permute(0, 3, 1, 2).contiguous(memory_format=self._memory_format())  # [N, D, Hg, Wg]
 
     def _broadcast_conv(self, slots: Tensor, conv: nn.Conv2d) -> Tensor:
         """conv(tile(z) + P), computed as (z · response of a constant map) + conv(P)."""
@@ -62,7 +66,8 @@ class BroadcastDecoder(nn.Module):
             response = F.conv2d(ones, weight.reshape(-1, 1, height, width), padding=conv.padding)
             response = response.view(out_channels, in_channels, *response.shape[-2:]).permute(1, 2, 3, 0)
             slot_out = (slots @ response.flatten(1)).view(-1, *response.shape[1:])  # [N, H', W', O]
-        return (slot_out + position_out).permute(0, 3, 1, 2)  # [N, O, H', W'], channels-last in memory
+        hidden = (slot_out + position_out).permute(0, 3, 1, 2)  # [N, O, H', W']
+        return hidden.contiguous(memory_format=self._memory_format())
 
 
 def iodine_decoder(z_size: int, image_size: int) -> BroadcastDecoder:

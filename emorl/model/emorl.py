@@ -84,7 +84,6 @@ class EMORL(nn.Module):
         self.decoder = build_decoder(cfg.decoder, cfg.z_size, image_size)
         self.refinement = RefinementNetwork(cfg.z_size)
         self.negative_log_likelihood = LIKELIHOODS[cfg.likelihood]
-        self.to(memory_format=torch.channels_last)  # conv weights; activations are channels-last too
 
     def decode(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """z [B, K, D] → (RGB means [B, K, 3, H, W], log masks [B, K, 1, H, W], log-softmax over K)."""

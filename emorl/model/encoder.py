@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from emorl.model.coordinates import PositionalEmbedding
@@ -27,6 +26,6 @@ class ImageEncoder(nn.Module):
         xavier_init_(self.convs, self.mlp)  # the positional projection keeps PyTorch's default init
 
     def forward(self, images: Tensor) -> Tensor:
-        features = self.convs(images.contiguous(memory_format=torch.channels_last))  # [B, C, H, W]
+        features = self.convs(images)  # [B, C, H, W], in the memory format of the conv weights
         features = features.permute(0, 2, 3, 1) + self.position()  # [B, H, W, C]
         return self.mlp(features.flatten(1, 2))  # [B, HW, C]

@@ -114,3 +114,15 @@ def test_outputs_other_than_the_loss_carry_no_graph(tiny):
     out = EMORL(tiny)(toy_images(tiny), refinement_steps=1)
     assert out.total_loss.requires_grad
     assert not any(t.requires_grad for t in [out.nll, out.kl, out.posterior_mu, *out.means, *out.log_masks])
+
+
+def test_channels_last_model_computes_the_same_step(tiny):
+    torch.manual_seed(0)
+    model = EMORL(tiny)
+    images = toy_images(tiny)
+    out = model(images, refinement_steps=2, noise=seeded_noise(1))
+    model.to(memory_format=torch.channels_last)
+    assert model.decoder.layers[2].weight.is_contiguous(memory_format=torch.channels_last)
+    channels_last = model(images, refinement_steps=2, noise=seeded_noise(1))
+    torch.testing.assert_close(channels_last.total_loss, out.total_loss)
+    torch.testing.assert_close(channels_last.means[-1], out.means[-1])
