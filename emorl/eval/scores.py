@@ -8,7 +8,6 @@ refinement step (what the reference reports as "KL") and the full hierarchical s
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from emorl.config import ExperimentConfig
 from emorl.eval.inference import infer, model_device, test_batches
@@ -26,7 +25,6 @@ PER_IMAGE_METRICS = ("fg_ari", "ari", "mbo", "mbo_hungarian", "mse", "kl", "elbo
 
 def score_images(loaded: LoadedRun, cfg: ExperimentConfig, progress: bool = True) -> dict[str, np.ndarray]:
     """Per-image values of every metric in ``PER_IMAGE_METRICS`` over the first ``eval.num_images`` images."""
-    torch.manual_seed(cfg.eval.seed)
     device = model_device(loaded)
     columns: dict[str, list[np.ndarray]] = {name: [] for name in PER_IMAGE_METRICS}
     batches = test_batches(

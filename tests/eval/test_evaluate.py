@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -68,8 +69,10 @@ def test_gifs_exist_for_every_slot_and_top_latent_with_one_frame_per_step(
 
 
 def test_figures_write_a_png_and_rinfo_arrays_per_image(tiny_run: LoadedRun, tmp_path: Path):
-    evaluate(tiny_run, "figures", tiny_run.config, tmp_path)
-    assert len(list((tmp_path / "figures").glob("sample_*.png"))) == 8
+    cfg = dataclasses.replace(tiny_run.config, eval=dataclasses.replace(tiny_run.config.eval, num_images=3))
+    evaluate(tiny_run, "figures", cfg, tmp_path)
+    assert len(list((tmp_path / "figures").glob("sample_*.png"))) == 3
+    assert len(list((tmp_path / "rinfo").glob("rinfo_*.npz"))) == 3
     rinfo = np.load(tmp_path / "rinfo" / "rinfo_0.npz")
     model = tiny_run.config.model
     stages = model.stochastic_layers + tiny_run.config.eval.refinement_steps

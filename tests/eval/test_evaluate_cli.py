@@ -42,6 +42,7 @@ def test_null_overrides_keep_the_checkpoint_values_and_others_replace_them(tmp_p
     assert config.data.root == "/elsewhere" and config.model == saved.model
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore")
 def test_cli_logs_metrics_and_pictures_into_the_training_run(tetrominoes_root: Path, tmp_path: Path):
     cfg = tiny_config("tetrominoes", tetrominoes_root, tmp_path / "run")
