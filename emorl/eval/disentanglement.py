@@ -9,7 +9,7 @@ regressor for every factor and scores exact-match accuracy, which is ≈0 for re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,9 +19,7 @@ from scipy.stats import entropy
 from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
 from sklearn.model_selection import train_test_split
 
-Decoder = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-"""A slot-wise decoder (``EMORL.decoder``): z [B,K,D] → (means [B,K,3,H,W], mask logits [B,K,1,H,W]),
-every slot decoded on its own, so one slot can be re-decoded without the others."""
+from emorl.eval.traversal import Decoder, sweep_slot
 
 DISCRETE_FACTORS = frozenset({"shape", "size", "material", "color"})
 EXCLUDED_FACTORS = frozenset({"visibility", "pixel_x", "pixel_y", "pixel_z"})
@@ -42,12 +40,6 @@ def latent_ranges(z: torch.Tensor) -> np.ndarray:
     return torch.stack([flat.amin(dim=0), flat.amax(dim=0)], dim=1).cpu().numpy()
 
 
-def compose(means: torch.Tensor, mask_logits: torch.Tensor) -> torch.Tensor:
-    """The image Σ_k π_k y_k ``[B, 3, H, W]``, π = softmax over the K slots of the mask logits."""
-    return (torch.softmax(mask_logits, dim=1) * means).sum(dim=1)
-
-
-@torch.no_grad()
 def activeness(
     decode: Decoder,
     z: torch.Tensor,
@@ -60,25 +52,15 @@ def activeness(
 
     For image ``n`` and dimension ``j``, ``z[n, slots[n], j]`` takes ``steps`` equally spaced values from
     ``ranges[j, 0]`` to ``ranges[j, 1]``; the unbiased per-pixel variance over the composed images is averaged
-    over pixels and channels. A dimension the decoder ignores scores exactly 0. Only the swept slot is
-    re-decoded; the other K − 1 are decoded once per image.
+    over pixels and channels. A dimension the decoder ignores scores exactly 0.
     """
     count, _, dims = z.shape
     values = torch.from_numpy(np.linspace(ranges[:, 0], ranges[:, 1], steps, axis=1)).to(z)  # [D, S]
+    every = torch.arange(dims)
     scores = np.zeros((count, dims))
     for n in range(count):
-        slot = int(slots[n])
-        base_means, base_logits = decode(z[n : n + 1])  # [1, K, 3, H, W], [1, K, 1, H, W]
-        swept = z[n, slot].expand(dims, steps, dims).clone()  # [D, S, D]
-        swept[torch.arange(dims), :, torch.arange(dims)] = values
-        images = []
-        for chunk in swept.reshape(dims * steps, 1, dims).split(batch_size):
-            slot_means, slot_logits = decode(chunk)  # [c, 1, ...]
-            means = base_means.expand(len(chunk), *base_means.shape[1:]).clone()
-            logits = base_logits.expand(len(chunk), *base_logits.shape[1:]).clone()
-            means[:, slot], logits[:, slot] = slot_means[:, 0], slot_logits[:, 0]
-            images.append(compose(means, logits))
-        variance = torch.cat(images).view(dims, steps, -1).var(dim=1, unbiased=True)  # [D, 3*H*W]
+        images = sweep_slot(decode, z[n], int(slots[n]), every, values, batch_size)  # [D, S, 3, H, W]
+        variance = images.flatten(2).var(dim=1, unbiased=True)  # [D, 3*H*W]
         scores[n] = variance.mean(dim=1).cpu().numpy()
     return scores
 

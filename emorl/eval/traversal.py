@@ -7,10 +7,50 @@ the paper's "linear interpolation between the per-dimension min and max". The re
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
-from emorl.eval.disentanglement import Decoder, compose
+Decoder = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+"""A slot-wise decoder (``EMORL.decoder``): z [B,K,D] → (means [B,K,3,H,W], mask logits [B,K,1,H,W]),
+every slot decoded on its own, so one slot can be re-decoded without the others."""
+
+
+def compose(means: torch.Tensor, mask_logits: torch.Tensor) -> torch.Tensor:
+    """The image Σ_k π_k y_k ``[B, 3, H, W]``, π = softmax over the K slots of the mask logits."""
+    return (torch.softmax(mask_logits, dim=1) * means).sum(dim=1)
+
+
+@torch.no_grad()
+def sweep_slot(
+    decode: Decoder,
+    z: torch.Tensor,
+    slot: int,
+    dims: torch.Tensor,
+    values: torch.Tensor,
+    batch_size: int = 64,
+) -> torch.Tensor:
+    """Composed images ``[R, S, 3, H, W]`` as latent ``dims[r]`` of ``slot`` in ``z`` ``[K, D]`` takes the
+    values ``values[r, s]``, every other latent and slot unchanged.
+
+    Only the swept slot is re-decoded; the other K − 1 are decoded once.
+    """
+    slots, size = z.shape
+    if not 0 <= slot < slots:
+        raise ValueError(f"slot {slot} does not exist: the posterior has K={slots} slots (0..{slots - 1})")
+    rows, steps = values.shape
+    base_means, base_logits = decode(z[None])  # [1, K, 3, H, W], [1, K, 1, H, W]
+    swept = z[slot].expand(rows, steps, size).clone()  # [R, S, D]
+    swept[torch.arange(rows), :, dims] = values
+    images = []
+    for chunk in swept.reshape(rows * steps, 1, size).split(batch_size):
+        slot_means, slot_logits = decode(chunk)  # [c, 1, ...]
+        means = base_means.expand(len(chunk), *base_means.shape[1:]).clone()
+        logits = base_logits.expand(len(chunk), *base_logits.shape[1:]).clone()
+        means[:, slot], logits[:, slot] = slot_means[:, 0], slot_logits[:, 0]
+        images.append(compose(means, logits))
+    return torch.cat(images).view(rows, steps, *images[0].shape[1:])
 
 
 def traversal_values(ranges: np.ndarray, steps: int) -> np.ndarray:
@@ -20,7 +60,6 @@ def traversal_values(ranges: np.ndarray, steps: int) -> np.ndarray:
     return centre[:, None] + half[:, None] * np.linspace(-1.0, 1.0, steps)[None, :]
 
 
-@torch.no_grad()
 def traverse(
     decode: Decoder,
     z: torch.Tensor,
@@ -32,16 +71,9 @@ def traverse(
 ) -> torch.Tensor:
     """Composed images ``[R, S, 3, H, W]`` in [0, 1] as each latent of ``dims`` (default: all D, R = D) of
     ``slot`` in ``z`` ``[K, D]`` sweeps its range, the other latents and slots unchanged."""
-    slots, size = z.shape
-    if not 0 <= slot < slots:
-        raise ValueError(f"slot {slot} does not exist: the posterior has K={slots} slots (0..{slots - 1})")
-    rows = torch.as_tensor(list(range(size)) if dims is None else dims, dtype=torch.long)
+    rows = torch.as_tensor(list(range(z.shape[1])) if dims is None else dims, dtype=torch.long)
     values = torch.from_numpy(traversal_values(ranges, steps)).to(z)[rows]  # [R, S]
-    swept = z.expand(len(rows), steps, slots, size).clone()  # [R, S, K, D]
-    swept[torch.arange(len(rows)), :, slot, rows] = values
-    flat = swept.reshape(len(rows) * steps, slots, size)
-    images = torch.cat([compose(*decode(chunk)) for chunk in flat.split(batch_size)])
-    return images.view(len(rows), steps, *images.shape[1:]).clamp(0, 1)
+    return sweep_slot(decode, z, slot, rows, values, batch_size).clamp(0, 1)
 
 
 def tile(images: torch.Tensor | np.ndarray, padding: int = 2, pad_value: int = 0) -> np.ndarray:

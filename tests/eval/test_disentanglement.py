@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from emorl.eval.disentanglement import activeness, compose, dci, dci_factors, latent_ranges, matching_iou
+from emorl.eval.disentanglement import activeness, dci, dci_factors, latent_ranges, matching_iou
+from emorl.eval.traversal import compose
 
 NAMES = ("x", "y", "shape", "color")
 DISCRETE = (False, False, True, True)
