@@ -18,6 +18,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.stats import entropy
 from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
 from sklearn.model_selection import train_test_split
+from tqdm import tqdm
 
 from emorl.eval.traversal import Decoder, sweep_slot
 
@@ -47,6 +48,7 @@ def activeness(
     ranges: np.ndarray,
     steps: int = 6,
     batch_size: int = 64,
+    progress: bool = False,
 ) -> np.ndarray:
     """Mean image variance when one latent of one slot sweeps its range (spec §9.3), ``[N, D]``.
 
@@ -58,7 +60,7 @@ def activeness(
     values = torch.from_numpy(np.linspace(ranges[:, 0], ranges[:, 1], steps, axis=1)).to(z)  # [D, S]
     every = torch.arange(dims)
     scores = np.zeros((count, dims))
-    for n in range(count):
+    for n in tqdm(range(count), desc="activeness", unit="image", disable=not progress, leave=False):
         images = sweep_slot(decode, z[n], int(slots[n]), every, values, batch_size)  # [D, S, 3, H, W]
         variance = images.flatten(2).var(dim=1, unbiased=True)  # [D, 3*H*W]
         scores[n] = variance.mean(dim=1).cpu().numpy()

@@ -89,7 +89,8 @@ def _activeness(
     ranges = latent_ranges(z)
     np.save(out_dir / "z_range.npy", ranges)
     slots = torch.from_numpy(np.random.default_rng(cfg.eval.seed).integers(0, z.shape[1], len(z)))
-    scores = activeness(loaded.model.decoder, z, slots, ranges, batch_size=cfg.eval.batch_size)
+    decode = loaded.model.decoder
+    scores = activeness(decode, z, slots, ranges, batch_size=cfg.eval.batch_size, progress=progress)
     np.save(out_dir / "activeness.npy", scores)
     return z, ranges, scores
 
