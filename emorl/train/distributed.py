@@ -46,26 +46,28 @@ def _export_submitit_environment() -> None:
     submitit.helpers.TorchDistributedEnvironment().export()
 
 
-def _select_device(preference: str, local_rank: int, local_world_size: int) -> torch.device:
-    """``auto`` picks a GPU when one is visible; with several ranks per node each takes its own GPU.
-
-    When the scheduler narrows CUDA_VISIBLE_DEVICES to one GPU per task, every task uses ``cuda:0``.
-    """
-    if preference not in ("auto", "cuda", "cpu"):
-        return torch.device(preference)
-    if preference == "cpu" or (preference == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    visible = torch.cuda.device_count()
+def cuda_index(local_rank: int, local_world_size: int, visible: int) -> int:
+    """The visible GPU this rank uses: its local rank, or 0 when the scheduler has narrowed
+    CUDA_VISIBLE_DEVICES to one GPU per task (so every task sees its own GPU as ``cuda:0``)."""
     if visible == 0:
-        raise RuntimeError("training.device='cuda' but no GPU is visible (check CUDA_VISIBLE_DEVICES)")
+        raise RuntimeError("training.device asks for a GPU but none is visible (check CUDA_VISIBLE_DEVICES)")
     if visible == 1:
-        return torch.device("cuda", 0)
+        return 0
     if local_world_size > visible:
         raise RuntimeError(
             f"{local_world_size} ranks on this node but only {visible} visible GPUs; "
             "start one process per GPU"
         )
-    return torch.device("cuda", local_rank)
+    return local_rank
+
+
+def _select_device(preference: str, local_rank: int, local_world_size: int) -> torch.device:
+    """``auto`` picks a GPU when one is visible, else the CPU; any other value is used as given."""
+    if preference not in ("auto", "cuda", "cpu"):
+        return torch.device(preference)
+    if preference == "cpu" or (preference == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    return torch.device("cuda", cuda_index(local_rank, local_world_size, torch.cuda.device_count()))
 
 
 def setup_distributed(device: str = "auto") -> DistributedContext:
