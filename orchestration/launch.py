@@ -261,6 +261,15 @@ def prepare_datasets(specs: Sequence[RunSpec]) -> None:
                 build_dataset(data, split).close()
 
 
+def ensure_experiment(uri: str, name: str) -> str:
+    """Create the grid's MLflow experiment before its jobs start (they would race to create it)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(name)
+    return found.experiment_id if found else client.create_experiment(name)
+
+
 def submit(plan: Plan, *, snapshot: bool | None = None) -> tuple[list[Submission], list[submitit.Job]]:
     """Submit the plan's arrays; returns at once with the recorded submissions and submitit jobs."""
     from orchestration.task import TrainAndEvaluate
@@ -270,6 +279,7 @@ def submit(plan: Plan, *, snapshot: bool | None = None) -> tuple[list[Submission
         return [], []
     prepare_datasets(to_submit)
     first = to_submit[0]
+    ensure_experiment(first.config["tracking"]["uri"], first.experiment)
     output_root, grid = first.config["output_root"], first.grid
     use_snapshot = first.launcher.get("snapshot", False) if snapshot is None else snapshot
     submissions: list[Submission] = []
