@@ -45,11 +45,16 @@ def local_tracking_uri(root: str | Path) -> str:
     return f"sqlite:///{root / 'mlflow.db'}"
 
 
-def _experiment_id(client: MlflowClient, name: str) -> str:
+def _experiment_id(client: MlflowClient, name: str, tracking_uri: str) -> str:
+    """The experiment's id, creating it if needed. With an embedded SQLite store its artifacts go next to
+    the database file (``<root>/mlartifacts``), not into ``./mlruns`` of whatever the working directory is."""
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    return client.create_experiment(name)
+    location = None
+    if tracking_uri.startswith("sqlite:///"):
+        location = (Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
+    return client.create_experiment(name, artifact_location=location)
 
 
 def find_run(run_key: str, experiment: str, tracking_uri: str | None = None) -> str | None:
@@ -76,7 +81,7 @@ def open_run(
 ) -> str:
     """Find the run tagged ``run_key`` (a restart: set it RUNNING again) or create it; return its id."""
     client = MlflowClient(tracking_uri)
-    experiment_id = _experiment_id(client, experiment_name)
+    experiment_id = _experiment_id(client, experiment_name, tracking_uri)
     all_tags = {"run_key": run_key, **{key: str(value) for key, value in (tags or {}).items()}}
     run_id = find_run(run_key, experiment_name, tracking_uri)
     if run_id is None:

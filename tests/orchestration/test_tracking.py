@@ -114,3 +114,15 @@ def test_unreachable_at_close_spools_then_replays(mlflow_server_control, tmp_pat
 def test_local_tracking_uri_is_an_absolute_sqlite_file(tmp_path: Path):
     uri = local_tracking_uri(tmp_path / "store")
     assert uri == f"sqlite:///{(tmp_path / 'store').resolve()}/mlflow.db"
+
+
+def test_local_store_keeps_artifacts_next_to_its_database(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri = local_tracking_uri(tmp_path / "store")
+    run_id = open_run(uri, "local", "key-local")
+    logger = MLflowLogger(uri, run_id, flush_interval_s=0.2)
+    logger.log_image("train/input", np.zeros((4, 4, 3), dtype=np.uint8), 1)
+    logger.close("FINISHED")
+    assert list((tmp_path / "store" / "mlartifacts").rglob("train_input_00000001.png"))
+    assert not (tmp_path / "mlruns").exists()
+    assert run_status(run_id, uri) == "FINISHED"
