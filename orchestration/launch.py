@@ -51,6 +51,7 @@ SHAPE_KEYS = (
     "array_parallelism",
     "setup",
     "folder",
+    "hold",
 )
 
 
@@ -222,6 +223,7 @@ def make_executor(launcher: Mapping[str, Any], job_name: str) -> submitit.Execut
             "constraint": launcher.get("constraint"),
             "gpus_per_node": launcher["gpus_per_node"] or None,
             "mem": f"{launcher['mem_gb']}GB" if launcher.get("mem_gb") else None,
+            "additional_parameters": {"hold": True} if launcher.get("hold") else None,
         }
         executor.update_parameters(
             job_name=job_name,
