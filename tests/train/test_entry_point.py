@@ -55,7 +55,12 @@ def test_finished_run_has_params_metrics_images_and_checkpoint(mlflow_server, te
         "training.image_every=2",
     )
     done = subprocess.run(
-        args, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}
+        args,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     client, run = only_run(mlflow_server, "entry-finished")
@@ -75,7 +80,12 @@ def test_failed_run_is_marked_failed_with_its_traceback(mlflow_server, tmp_path)
         mlflow_server, tmp_path / "no-data", tmp_path, "entry-failed", "data.generate_if_missing=false"
     )
     done = subprocess.run(
-        args, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}
+        args,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        cwd=tmp_path,
     )
     assert done.returncode != 0
     assert "emorl-data generate tetrominoes" in done.stderr
@@ -100,6 +110,7 @@ def test_sigterm_checkpoints_and_marks_the_run_killed(mlflow_server, tetrominoes
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
+        cwd=tmp_path,
     )
     deadline = time.monotonic() + 300
     for line in child.stdout:
