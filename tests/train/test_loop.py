@@ -10,7 +10,7 @@ import torch
 
 from emorl.model import EMORL
 from emorl.train import NonFiniteTrainingError, train
-from emorl.train.checkpoint import ConfigDriftError, list_checkpoints, load_checkpoint
+from emorl.train.checkpoint import ConfigDriftError, list_checkpoints, load_checkpoint, load_for_eval
 from emorl.train.loop import GlobalBatchSampler, assert_finite_state, local_batch_size
 
 
@@ -117,3 +117,18 @@ def test_data_order_depends_on_seed_not_on_world_size():
     assert other_seed != single
     resumed = list(GlobalBatchSampler(20, 4, 0, 1, seed=1, start_step=7, stop_step=12))
     assert resumed == single[7:]
+
+
+def test_load_for_eval_rebuilds_the_trained_model_from_the_run_folder(make_config):
+    cfg = make_config(iters=4)
+    trained = final_state(train(cfg, progress=False))
+    loaded = load_for_eval(cfg.training.output_dir)
+    assert loaded.step == 4 and loaded.config == cfg
+    assert not loaded.model.training
+    assert_same_parameters(trained["model"], loaded.model.state_dict())
+    assert loaded.geco.beta == trained["geco"]["beta"]
+    with torch.no_grad():
+        out = loaded.model(
+            torch.zeros(2, 3, 35, 35), refinement_steps=1, geco=loaded.geco, global_step=loaded.step
+        )
+    assert out.reconstruction.shape == (2, 3, 35, 35)
