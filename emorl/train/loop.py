@@ -324,14 +324,15 @@ def train(
             generator=torch.Generator(),
         )
 
+        if context.is_main:
+            resumed = f"resumed at step {start_step} from {resume_from}" if resume_from else "from scratch"
+            print(
+                f"EMORL: {sum(p.numel() for p in params):,} parameters; world size {context.world_size}, "
+                f"local batch {local_batch}, device {device}; {resumed}",
+                file=sys.stderr,
+            )
         if context.is_main and logger is not None:
             logger.log_params(flatten_config(cfg.to_dict()))
-            if resume_from is None:
-                print(
-                    f"EMORL: {sum(p.numel() for p in params):,} parameters; world size "
-                    f"{context.world_size}, local batch {local_batch}, device {device}",
-                    file=sys.stderr,
-                )
 
         bar = None
         if progress and context.is_main and _interactive():
