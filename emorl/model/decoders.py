@@ -72,18 +72,18 @@ class BroadcastDecoder(nn.Module):
 
 def iodine_decoder(z_size: int, image_size: int) -> BroadcastDecoder:
     """(H+10)² grid, five unpadded 3×3 convs with ELU (IODINE's decoder; CLEVR and Multi-dSprites)."""
-    layers: list[nn.Module] = [nn.Conv2d(z_size, 64, 3), nn.ELU()]
+    layers: list[nn.Module] = [nn.Conv2d(z_size, 64, 3), nn.ELU(inplace=True)]
     for _ in range(3):
-        layers += [nn.Conv2d(64, 64, 3), nn.ELU()]
+        layers += [nn.Conv2d(64, 64, 3), nn.ELU(inplace=True)]
     layers.append(nn.Conv2d(64, OUTPUT_CHANNELS, 3))
     return BroadcastDecoder(z_size, image_size + 10, layers)
 
 
 def small_decoder(z_size: int, image_size: int) -> BroadcastDecoder:
     """(H+6)² grid, three 5×5 convs (pad 1) with ReLU, then a 3×3 conv (Tetrominoes)."""
-    layers: list[nn.Module] = [nn.Conv2d(z_size, 32, 5, padding=1), nn.ReLU()]
+    layers: list[nn.Module] = [nn.Conv2d(z_size, 32, 5, padding=1), nn.ReLU(inplace=True)]
     for _ in range(2):
-        layers += [nn.Conv2d(32, 32, 5, padding=1), nn.ReLU()]
+        layers += [nn.Conv2d(32, 32, 5, padding=1), nn.ReLU(inplace=True)]
     layers.append(nn.Conv2d(32, OUTPUT_CHANNELS, 3, padding=1))
     return BroadcastDecoder(z_size, image_size + 6, layers)
 
@@ -96,10 +96,13 @@ def big_decoder(z_size: int, image_size: int) -> BroadcastDecoder:
         )
     layers: list[nn.Module] = []
     for in_channels in (z_size, 64, 64, 64):
-        layers += [nn.ConvTranspose2d(in_channels, 64, 5, stride=2, padding=2, output_padding=1), nn.ReLU()]
+        layers += [
+            nn.ConvTranspose2d(in_channels, 64, 5, stride=2, padding=2, output_padding=1),
+            nn.ReLU(inplace=True),
+        ]
     layers += [
         nn.ConvTranspose2d(64, 64, 5, padding=2),
-        nn.ReLU(),
+        nn.ReLU(inplace=True),
         nn.ConvTranspose2d(64, OUTPUT_CHANNELS, 3, padding=1),
     ]
     return BroadcastDecoder(z_size, BIG_DECODER_GRID, layers)

@@ -17,7 +17,7 @@ class ImageEncoder(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         for in_channels in (3, channels, channels, channels):
-            layers += [nn.Conv2d(in_channels, channels, 5, padding=2), nn.ReLU()]
+            layers += [nn.Conv2d(in_channels, channels, 5, padding=2), nn.ReLU(inplace=True)]
         self.convs = nn.Sequential(*layers)
         self.position = PositionalEmbedding(image_size, channels)
         self.mlp = nn.Sequential(
