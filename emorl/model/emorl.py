@@ -1,14 +1,17 @@
 """EMORL: two-stage inference (bottom-up HVAE, then I refinement steps) and the weighted loss of spec §3.8.
 
-Differences from the reference, all behaviour-preserving: B and K are runtime properties; the refinement
-gradient is taken without ``create_graph`` (the reference builds a second-order graph and detaches
-it); refinement also works under ``torch.no_grad()`` (it enables grad locally, which evaluation needs); models
-built with L = 0 hold no encoder and models with L ≤ 1 no prior network, as nothing would read them.
+Differences from the reference; the gradients and values are the same (tests/model/test_gradients.py):
+* B and K are runtime properties, not fixed at construction.
+* The refinement gradient ∂𝓛/∂λ is taken without ``create_graph`` (the reference builds a second-order
+  graph and detaches it). Each iteration's parameter gradients are taken together with it, so every decoder
+  pass is differentiated once (not twice) and its activations are freed before the next one is built.
+* Refinement also works under ``torch.no_grad()`` (it enables grad locally, which evaluation needs).
+* Models with L = 0 hold no encoder and models with L ≤ 1 no prior network, as nothing would read them.
+Only ``total_loss`` carries a graph; every other output is detached.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -60,14 +63,6 @@ class EMORLOutput:
         """Σ_k π_k y_k of the final stage, [B, 3, H, W] in [0, 1]."""
         return (self.log_masks[-1].exp() * self.means[-1]).sum(dim=1)
 
-    def detach(self) -> EMORLOutput:
-        """The same output cut from the autograd graph."""
-        values = {}
-        for item in dataclasses.fields(self):
-            value = getattr(self, item.name)
-            values[item.name] = [t.detach() for t in value] if isinstance(value, list) else value.detach()
-        return EMORLOutput(**values)
-
 
 class EMORL(nn.Module):
     """Efficient Multi-Object Representation Learning (Emami et al., ICML 2021)."""
@@ -118,7 +113,8 @@ class EMORL(nn.Module):
 
         stage1 = self.hvae(images, slots, noise)
         params = stage1.posteriors or [stage1.initial]  # (μ, s) per layer; the last one is λ^(L,0)
-        with torch.enable_grad():  # refinement needs ∂𝓛/∂λ even under no_grad
+        needs_grad = gradients.training or steps > 0  # refinement needs ∂𝓛/∂λ even under no_grad
+        with torch.set_grad_enabled(needs_grad):
             leaves = [(_leaf(mu), _leaf(s)) for mu, s in params]
             means, log_masks, nll = self._reconstruct(Gaussian.from_params(*leaves[-1]), targets, noise)
             kl, refinement_prior = torch.zeros_like(nll), None

@@ -126,3 +126,10 @@ def test_channels_last_model_computes_the_same_step(tiny):
     channels_last = model(images, refinement_steps=2, noise=seeded_noise(1))
     torch.testing.assert_close(channels_last.total_loss, out.total_loss)
     torch.testing.assert_close(channels_last.means[-1], out.means[-1])
+
+
+def test_no_grad_without_refinement_gives_finite_outputs(tiny):
+    with torch.no_grad():
+        out = EMORL(tiny)(toy_images(tiny), refinement_steps=0)
+    assert not out.total_loss.requires_grad
+    assert torch.isfinite(out.total_loss) and torch.isfinite(out.means[-1]).all()
