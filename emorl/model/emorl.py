@@ -12,6 +12,7 @@ Only ``total_loss`` carries a graph; every other output is detached.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -62,6 +63,14 @@ class EMORLOutput:
     def reconstruction(self) -> Tensor:
         """Σ_k π_k y_k of the final stage, [B, 3, H, W] in [0, 1]."""
         return (self.log_masks[-1].exp() * self.means[-1]).sum(dim=1)
+
+    def detach(self) -> EMORLOutput:
+        """The same output cut from the autograd graph (``total_loss`` is the only field that has one)."""
+        values = {}
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            values[item.name] = [v.detach() for v in value] if isinstance(value, list) else value.detach()
+        return EMORLOutput(**values)
 
 
 class EMORL(nn.Module):

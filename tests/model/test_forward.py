@@ -133,3 +133,11 @@ def test_no_grad_without_refinement_gives_finite_outputs(tiny):
         out = EMORL(tiny)(toy_images(tiny), refinement_steps=0)
     assert not out.total_loss.requires_grad
     assert torch.isfinite(out.total_loss) and torch.isfinite(out.means[-1]).all()
+
+
+def test_detached_output_keeps_the_values_without_the_graph(tiny):
+    out = EMORL(tiny)(toy_images(tiny), refinement_steps=1)
+    detached = out.detach()
+    assert not detached.total_loss.requires_grad
+    assert torch.equal(detached.total_loss, out.total_loss.detach())
+    assert len(detached.means) == len(out.means)
