@@ -1,0 +1,95 @@
+"""The job callable, run in this process: one MLflow run per run_key, preemption, failures."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import threading
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from orchestration.grid import Composer, expand_grid
+from orchestration.launch import ensure_experiment, prepare_datasets
+from orchestration.status import tracked_runs
+from orchestration.task import StopFlag, TrainAndEvaluate
+
+pytestmark = pytest.mark.slow
+
+
+def one_run(root, name: str, **base):
+    grid = {"name": name, "base": {"debug": True, "training.iters": 6, **base}, "seeds": [3]}
+    (spec,) = expand_grid(grid, Composer("ablation_grid", [f"output_root={root}", f"grid.name={name}"]))
+    prepare_datasets([spec])
+    ensure_experiment(spec.config["tracking"]["uri"], spec.experiment)
+    return spec
+
+
+def runs_of(spec) -> dict:
+    return tracked_runs(spec.config["tracking"]["uri"], spec.experiment, spec.grid)
+
+
+def test_a_run_is_trained_evaluated_and_finished_in_one_tagged_mlflow_run(tmp_path):
+    spec = one_run(tmp_path, "task")
+    result = TrainAndEvaluate(spec)()
+    assert result["step"] == 6 and "fg_ari" in result
+    (run,) = runs_of(spec).values()
+    assert run.status == "FINISHED" and "eval/fg_ari" in run.metrics
+    for tag in ("grid", "cell_key", "run_key", "seed", "git_sha", "git_dirty", "data_sha256.train"):
+        assert run.tags[tag], tag
+    assert run.tags["run_key"] == spec.run_key and run.tags["seed"] == "3"
+    artifacts = {
+        a.path for a in MlflowClient(spec.config["tracking"]["uri"]).list_artifacts(run.run_id, "run")
+    }
+    assert artifacts == {"run/config.json", "run/requirements.txt"}
+
+    again = TrainAndEvaluate(spec)()
+    assert again["skipped"] == "already FINISHED" and len(runs_of(spec)) == 1
+
+
+def test_checkpoint_requeues_a_fresh_picklable_copy_for_the_next_attempt(tmp_path):
+    spec = one_run(tmp_path, "requeue")
+    delayed = TrainAndEvaluate(spec).checkpoint()
+    copy = pickle.loads(pickle.dumps(delayed.function))
+    assert copy.spec == spec and copy.attempt == 1
+
+
+def test_usr2_checkpoints_and_the_next_attempt_continues_the_same_run(tmp_path):
+    spec = one_run(tmp_path, "stop", **{"training.iters": 8, "training.log_every": 1})
+
+    def preempt_once_the_job_listens():
+        while not isinstance(signal.getsignal(signal.SIGUSR2), StopFlag):
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGUSR2)
+
+    threading.Thread(target=preempt_once_the_job_listens, daemon=True).start()
+    first = TrainAndEvaluate(spec)()
+    assert first["preempted"] and 0 < first["step"] < 8
+    (paused,) = runs_of(spec).values()
+    assert paused.status == "RUNNING" and paused.tags["preempted_at_step"] == str(first["step"])
+
+    second = TrainAndEvaluate(spec, attempt=1)()
+    assert second["step"] == 8
+    (run,) = runs_of(spec).values()
+    assert run.run_id == paused.run_id and run.status == "FINISHED" and run.tags["attempt"] == "1"
+    steps = [
+        m.step
+        for m in MlflowClient(spec.config["tracking"]["uri"]).get_metric_history(run.run_id, "train/nll")
+    ]
+    assert steps == sorted(set(steps))
+
+
+def test_a_crash_ends_the_run_failed_with_its_traceback(tmp_path):
+    spec = one_run(
+        tmp_path, "crash", **{"data.generate_if_missing": False, "data.root": str(tmp_path / "none")}
+    )
+    with pytest.raises(Exception, match="does not exist"):
+        TrainAndEvaluate(spec)()
+    (run,) = runs_of(spec).values()
+    assert run.status == "FAILED"
+    artifacts = {
+        a.path for a in MlflowClient(spec.config["tracking"]["uri"]).list_artifacts(run.run_id, "run")
+    }
+    assert "run/traceback.txt" in artifacts
