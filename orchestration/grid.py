@@ -235,15 +235,28 @@ def _seeds(grid: Mapping[str, Any], errors: list[str]) -> list[int]:
 class Composer:
     """Composes run configs: Hydra for config-group choices (cached), plain dict updates for keys.
 
-    Hydra compose costs tens of milliseconds, so it runs once per distinct set of group choices;
-    every other override is applied to a copy of that unresolved tree, which is then resolved.
+    Precedence, lowest first: the primary config, the grid's ``base``, the run's axis values and seed,
+    the command line (which thus has the last word on any key it names). Hydra compose costs tens of
+    milliseconds, so it runs once per distinct set of group choices; every other override is applied
+    to a copy of that unresolved tree, which is then resolved.
     """
 
     def __init__(self, config_name: str, cli_overrides: Sequence[str] = (), conf_dir: Path | None = None):
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
         self.config_name = config_name
         self.cli_overrides = list(cli_overrides)
         self.conf_dir = Path(conf_dir) if conf_dir is not None else CONF_DIR
         self._cache: dict[tuple[str, ...], dict[str, Any]] = {}
+        parsed = OverridesParser.create().parse_overrides(self.cli_overrides)
+        self._cli_groups = {o.key_or_group for o in parsed if self.is_group(o.key_or_group)}
+        self._cli_values = {
+            ("+" if o.is_add() else "") + o.key_or_group: o.value()
+            for o in parsed
+            if not self.is_group(o.key_or_group)
+            and not o.is_delete()
+            and not o.key_or_group.startswith("hydra.")
+        }
 
     def is_group(self, key: str) -> bool:
         return "." not in key and (self.conf_dir / key.lstrip("+~")).is_dir()
@@ -264,10 +277,14 @@ class Composer:
 
     def compose(self, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """Resolved plain config for these overrides, and a problem per override naming no known key."""
-        groups = [f"{key}={_group_option(value)}" for key, value in overrides.items() if self.is_group(key)]
+        groups = [
+            f"{key}={_group_option(value)}"
+            for key, value in overrides.items()
+            if self.is_group(key) and key not in self._cli_groups
+        ]
         tree = copy.deepcopy(self.base(groups))
         errors = []
-        for key, value in overrides.items():
+        for key, value in [*overrides.items(), *self._cli_values.items()]:
             if self.is_group(key):
                 continue
             try:

@@ -140,3 +140,12 @@ def test_every_shipped_grid_expands_and_validates(path):
     grid = yaml.safe_load(path.read_text())
     specs = expand_grid(grid, Composer("ablation_grid", [f"grid={path.stem}"]))
     assert specs and len({s.run_key for s in specs}) == len(specs)
+
+
+def test_the_command_line_has_the_last_word_over_base_and_axes(tmp_path):
+    conf = write_toy_conf(tmp_path, tmp_path / "out")
+    composer = Composer("toy", ["training.iters=3", "dataset=multi_dsprites"], conf_dir=conf)
+    grid = toy_grid(base={"training.iters": 50, "dataset": "tetrominoes"})
+    specs = expand_grid(grid, composer)
+    assert {s.config["training"]["iters"] for s in specs} == {3}
+    assert {s.config["data"]["name"] for s in specs} == {"multi_dsprites"}
