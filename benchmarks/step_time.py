@@ -3,7 +3,8 @@
 Each config runs in its own subprocess (clean peak-memory figures, no allocator state shared between
 configs). After warm-up steps it reports the median over the timed steps, images/s and peak memory: on CPU
 the growth of the process's maximum resident set size (getrusage) from just before the model is built, on
-GPU ``torch.cuda.max_memory_allocated``.
+GPU ``torch.cuda.max_memory_allocated``. "CPU s/step" is the process CPU time per step (all threads): on a
+shared machine it is the steadier figure (≈ threads × s/step when the cores are free).
 
     python benchmarks/step_time.py                       # every config, CPU (and GPU when present)
     python benchmarks/step_time.py --config clevr6       # one config
@@ -109,18 +110,20 @@ def measure(
     for _ in range(warmup):
         train_step()
     synchronise()
-    times = []
+    times, cpu_times = [], []
     for _ in range(steps):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         train_step()
         synchronise()
         times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
     seconds = statistics.median(times)
     peak = torch.cuda.max_memory_allocated() if device == "cuda" else max_rss_bytes() - rss_before
     return {
         "config": name,
         "device": device + (" bf16" if bf16 else "") + (" channels-last" if channels_last else ""),
         "seconds": seconds,
+        "cpu_seconds": statistics.median(cpu_times),
         "images_per_second": bench.batch_size / seconds,
         "peak_mib": peak / 2**20,
         "reference_seconds": bench.reference_seconds if device == "cpu" and not bf16 else None,
@@ -149,13 +152,23 @@ def table(rows: list[dict]) -> str:
                 row["config"],
                 row["device"],
                 f"{row['seconds']:.3f}",
+                f"{row['cpu_seconds']:.2f}",
                 f"{row['images_per_second']:.1f}",
                 f"{row['peak_mib']:.0f}",
                 "" if reference is None else f"{reference:.2f}",
                 "" if reference is None else f"{reference / row['seconds']:.2f}x",
             ]
         )
-    headers = ["config", "device", "s/step", "images/s", "peak MiB", "reference s/step", "speed-up"]
+    headers = [
+        "config",
+        "device",
+        "s/step",
+        "CPU s/step",
+        "images/s",
+        "peak MiB",
+        "reference s/step",
+        "speed-up",
+    ]
     return tabulate(lines, headers=headers)
 
 
