@@ -111,7 +111,7 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
             file=sys.stderr,
             flush=True,
         )
-        if is_main and self._finished(uri):
+        if self._finished(uri):  # every rank asks, so none waits for a rank 0 that has nothing to do
             return {"run_key": self.spec.run_key, "skipped": "already FINISHED"}
         logger = self._open(uri, env) if is_main else None
         stop = StopFlag()
