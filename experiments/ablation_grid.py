@@ -27,7 +27,7 @@ from orchestration.launch import (
     wait_for,
 )
 from orchestration.status import tracked_runs, tracking_uri
-from orchestration.tables import render
+from orchestration.tables import log_table, render
 
 
 def where_to_look(uri: str, grid: str) -> str:
@@ -68,8 +68,9 @@ def run(cfg: DictConfig) -> int:
     failures = wait_for(jobs, submissions, progress=cfg.progress and sys.stderr.isatty())
     for line in failures:
         print(line, file=sys.stderr)
-    summary = summarize(grid_results(uri, first.experiment, grid))
-    print(render(summary, cfg.table_format))
+    table = render(summarize(grid_results(uri, first.experiment, grid)), cfg.table_format)
+    print(table)
+    log_table(uri, first.experiment, grid, table, cfg.table_format)
     return 1 if failures else 0
 
 

@@ -12,7 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 from orchestration.aggregate import grid_results, summarize
-from orchestration.tables import render
+from orchestration.tables import log_table, render
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="tables")
@@ -22,6 +22,8 @@ def main(cfg: DictConfig) -> None:
     results = grid_results(cfg.tracking.uri, experiment, cfg.grid.name, metrics)
     table = render(summarize(results, metrics), cfg.table_format, metrics)
     print(table)
+    if cfg.log_to_mlflow:
+        log_table(cfg.tracking.uri, experiment, cfg.grid.name, table, cfg.table_format)
     if cfg.output:
         Path(cfg.output).write_text(table + "\n")
 

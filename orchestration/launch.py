@@ -272,7 +272,7 @@ def ensure_experiment(uri: str, name: str) -> str:
     return found.experiment_id if found else client.create_experiment(name)
 
 
-def submit(plan: Plan, *, snapshot: bool | None = None) -> tuple[list[Submission], list[submitit.Job]]:
+def submit(plan: Plan) -> tuple[list[Submission], list[submitit.Job]]:
     """Submit the plan's arrays; returns at once with the recorded submissions and submitit jobs."""
     from orchestration.task import TrainAndEvaluate
 
@@ -283,11 +283,10 @@ def submit(plan: Plan, *, snapshot: bool | None = None) -> tuple[list[Submission
     first = to_submit[0]
     ensure_experiment(first.config["tracking"]["uri"], first.experiment)
     output_root, grid = first.config["output_root"], first.grid
-    use_snapshot = first.launcher.get("snapshot", False) if snapshot is None else snapshot
     submissions: list[Submission] = []
     jobs: list[submitit.Job] = []
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    with code_snapshot(output_root, grid) if use_snapshot else nullcontext():
+    with code_snapshot(output_root, grid) if first.launcher.get("snapshot") else nullcontext():
         for array in plan.arrays:
             launcher = array[0].launcher
             executor = make_executor(launcher, job_name=f"emorl-{grid}")

@@ -16,7 +16,7 @@ from orchestration.grid import RunSpec
 from orchestration.launch import Submission
 
 FG_ARI = "eval/fg_ari"
-PROGRESS_METRICS = ("train/loss", "train/nll")  # the step of the latest of these is the run's step
+PROGRESS_METRICS = ("train/total_loss", "train/nll")  # the step of the latest of these is the run's step
 LIVE_RUNNING = ("RUNNING", "CONFIGURING", "SUSPENDED", "STOPPING")
 
 
