@@ -149,3 +149,32 @@ def test_the_command_line_has_the_last_word_over_base_and_axes(tmp_path):
     specs = expand_grid(grid, composer)
     assert {s.config["training"]["iters"] for s in specs} == {3}
     assert {s.config["data"]["name"] for s in specs} == {"multi_dsprites"}
+
+
+def test_a_cluster_profile_file_sets_launcher_keys_and_the_grid_still_overrides_them(tmp_path):
+    profile = tmp_path / "cluster.yaml"
+    profile.write_text("partition: gpu\naccount: proj42\ntimeout_min: 600\n")
+    conf = write_toy_conf(tmp_path, tmp_path / "out")
+    composer = Composer("toy", ["launcher=slurm", f"launcher.profile={profile}"], conf_dir=conf)
+    (spec, _) = expand_grid(toy_grid(axes=[], base={"launcher.timeout_min": 30}), composer)
+    assert spec.launcher["partition"] == "gpu" and spec.launcher["account"] == "proj42"
+    assert spec.launcher["timeout_min"] == 30
+
+
+def test_a_profile_with_unknown_keys_is_refused_naming_them(tmp_path):
+    profile = tmp_path / "cluster.yaml"
+    profile.write_text("partitoin: gpu\n")
+    conf = write_toy_conf(tmp_path, tmp_path / "out")
+    composer = Composer("toy", ["launcher=slurm", f"launcher.profile={profile}"], conf_dir=conf)
+    with pytest.raises(GridError, match="unknown keys \\['partitoin'\\]"):
+        expand_grid(toy_grid(axes=[]), composer)
+
+
+@pytest.mark.parametrize(
+    "path", sorted((CONF_DIR.parent.parent / "slurm" / "profiles").glob("*.yaml")), ids=lambda p: p.stem
+)
+def test_every_shipped_cluster_profile_fits_the_launcher_keys(path, tmp_path):
+    conf = write_toy_conf(tmp_path, tmp_path / "out")
+    composer = Composer("toy", ["launcher=slurm", f"launcher.profile={path}"], conf_dir=conf)
+    batch = {"training.batch_size": 32}
+    assert expand_grid(toy_grid(axes=[], base=batch), composer)
