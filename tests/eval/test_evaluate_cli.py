@@ -70,6 +70,7 @@ def test_cli_logs_metrics_and_pictures_into_the_training_run(tetrominoes_root: P
     assert "eval/figures/figures/sample_0.png" in pictures
 
 
+@pytest.mark.slow
 def test_cli_without_a_matching_run_keeps_results_on_disk(tetrominoes_root: Path, tmp_path: Path):
     cfg = tiny_config("tetrominoes", tetrominoes_root, tmp_path / "run")
     checkpoint = write_tiny_checkpoint(cfg)
