@@ -134,9 +134,8 @@ def measure(
 def run_in_subprocess(name: str, args: argparse.Namespace, device: str) -> dict:
     command = [sys.executable, __file__, "--config", name, "--device", device, "--json"]
     command += ["--warmup", str(args.warmup), "--steps", str(args.steps)]
-    command += (
-        ["--bf16"] * args.bf16 + ["--channels-last"] * args.channels_last + ["--compile"] * args.compile
-    )
+    command += ["--bf16"] * args.bf16 + ["--compile"] * args.compile
+    command.append("--channels-last" if args.channels_last else "--no-channels-last")
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"benchmark {name} on {device} failed:\n{result.stderr}")

@@ -48,7 +48,7 @@ class Stage1:
 
     initial: tuple[Tensor, Tensor]  # (μ⁰, s⁰), each [B, K, D]
     posteriors: list[tuple[Tensor, Tensor]]  # (μ, s) of layers 1..L, each [B, K, D]
-    samples: list[Tensor]  # the queries z⁰..z^(L-1), each [B, K, D]
+    samples: list[Tensor]  # the queries z⁰..z^(L-1), each [B, K, D] (none when L = 0)
     attention: list[Tensor]  # per layer, [B, K, 1, H, W] (detached)
 
 
@@ -81,10 +81,11 @@ class BottomUpInference(nn.Module):
         mu0, s0 = self.init_posterior.chunk(2, dim=-1)
         mu = mu0.expand(batch, num_slots, self.z_size)  # [B, K, D]
         s = s0.expand(batch, num_slots, self.z_size)
-        z = Gaussian.from_params(mu, s).rsample(noise)  # z⁰: the symmetry-breaking draw, [B, K, D]
-        stage1 = Stage1(initial=(mu, s), posteriors=[], samples=[z], attention=[])
-        if self.layers == 0:
+        stage1 = Stage1(initial=(mu, s), posteriors=[], samples=[], attention=[])
+        if self.layers == 0:  # the caller decodes its own draw from λ⁰
             return stage1
+        z = Gaussian.from_params(mu, s).rsample(noise)  # z⁰: the symmetry-breaking draw, [B, K, D]
+        stage1.samples.append(z)
         tokens = self.encoder(images)  # [B, HW, 64]
         keys = self.to_k(tokens)  # [B, HW, D]
         values = self.to_v(tokens)  # [B, HW, D]
