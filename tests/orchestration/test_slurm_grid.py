@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Toy size: a few steps of a small model on generated Tetrominoes, evaluated on 8 images.
 TINY = {
     "dataset": "tetrominoes",
+    "data.root": "${output_root}/data",
     "data.generate_if_missing": True,
     "data.generate_train": 64,
     "data.generate_test": 16,
@@ -150,8 +151,10 @@ def test_two_node_job_trains_on_n1_and_n2_like_one_process_with_the_same_global_
     one = load_checkpoint(latest_checkpoint(tmp_path / "single" / "checkpoints"))
     two = load_checkpoint(latest_checkpoint(spec.output_dir / "checkpoints"))
     assert two["world_size"] == 2 and one["step"] == two["step"] == 6
+    # Adam turns rounding differences in a near-zero gradient (sums over 2 ranks vs 1) into steps of up
+    # to lr (4e-4) on that parameter; a quarter of one step bounds them, far below any real difference.
     for name, value in one["model"].items():
-        torch.testing.assert_close(two["model"][name], value, rtol=1e-4, atol=1e-5, msg=name)
+        torch.testing.assert_close(two["model"][name], value, rtol=1e-4, atol=1e-4, msg=name)
 
 
 def test_a_crashing_job_is_failed_in_mlflow_and_in_status_with_its_log_tail(slurm_cluster, tmp_path):
