@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -116,8 +116,13 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
         logger = self._open(uri, env) if is_main else None
         stop = StopFlag()
         submitit_handler = signal.signal(signal.SIGUSR2, stop)
+
+        # After training, USR2 goes to submitit again: requeue, and the next attempt re-evaluates.
+        def stop_listening() -> None:
+            signal.signal(signal.SIGUSR2, submitit_handler)
+
         try:
-            result = self._train_and_evaluate(cfg, logger, stop)
+            result = self._train_and_evaluate(cfg, logger, stop, stop_listening)
         except BaseException as exc:
             if logger is not None:
                 self._fail(logger, exc)
@@ -131,12 +136,15 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
                 submitit_handler(signal.SIGUSR2, None)  # submitit: checkpoint() and requeue, then exit
         return result
 
-    def _train_and_evaluate(self, cfg: Any, logger: Any, stop: StopFlag) -> dict[str, Any]:
+    def _train_and_evaluate(
+        self, cfg: Any, logger: Any, stop: StopFlag, stop_listening: Callable[[], None]
+    ) -> dict[str, Any]:
         from emorl.eval import evaluate
         from emorl.train import train
         from emorl.train.checkpoint import load_for_eval
 
         trained = train(cfg, logger, stop_requested=stop.is_set, progress=False)
+        stop_listening()
         summary: dict[str, Any] = {"run_key": self.spec.run_key, "step": trained.final_step}
         if trained.preempted:
             return {**summary, "preempted": True}
