@@ -19,6 +19,7 @@ from orchestration.grid import GridError, expand_configured_grid
 from orchestration.launch import (
     cluster_max_array_size,
     decide,
+    ensure_experiment,
     format_plan,
     live_slurm_jobs,
     make_plan,
@@ -30,8 +31,11 @@ from orchestration.status import tracked_runs, tracking_uri
 from orchestration.tables import log_table, render
 
 
-def where_to_look(uri: str, grid: str) -> str:
-    browse = uri if uri.startswith("http") else f"mlflow ui --backend-store-uri {uri}"
+def where_to_look(uri: str, experiment: str, grid: str) -> str:
+    if uri.startswith("http"):
+        browse = f"{uri.rstrip('/')}/#/experiments/{ensure_experiment(uri, experiment)}"
+    else:
+        browse = f"mlflow ui --backend-store-uri {uri}   (experiment {experiment})"
     return f"MLflow: {browse}\nstatus: python experiments/status.py grid={grid}"
 
 
@@ -61,7 +65,7 @@ def run(cfg: DictConfig) -> int:
     if submissions:
         ids = ", ".join(sorted({entry.job_id.split("_")[0] for entry in submissions}))
         print(f"submitted {len(submissions)} runs: job ids {ids}")
-    print(where_to_look(uri, grid))
+    print(where_to_look(uri, first.experiment, grid))
     wait = cfg.wait if cfg.wait is not None else launcher["name"] in ("local", "debug")
     if not wait:
         return 0
