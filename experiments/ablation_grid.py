@@ -31,12 +31,13 @@ from orchestration.status import tracked_runs, tracking_uri
 from orchestration.tables import log_table, render
 
 
-def where_to_look(uri: str, experiment: str, grid: str) -> str:
+def where_to_look(uri: str, experiment: str, grid: str, overrides: list[str]) -> str:
     if uri.startswith("http"):
         browse = f"{uri.rstrip('/')}/#/experiments/{ensure_experiment(uri, experiment)}"
     else:
         browse = f"mlflow ui --backend-store-uri {uri}   (experiment {experiment})"
-    return f"MLflow: {browse}\nstatus: python experiments/status.py grid={grid}"
+    same = [o for o in overrides if not o.startswith(("dry_run=", "wait=", "table_format=", "grid="))]
+    return f"MLflow: {browse}\nstatus: python experiments/status.py {' '.join([f'grid={grid}', *same])}"
 
 
 def run(cfg: DictConfig) -> int:
@@ -65,7 +66,7 @@ def run(cfg: DictConfig) -> int:
     if submissions:
         ids = ", ".join(sorted({entry.job_id.split("_")[0] for entry in submissions}))
         print(f"submitted {len(submissions)} runs: job ids {ids}")
-    print(where_to_look(uri, first.experiment, grid))
+    print(where_to_look(uri, first.experiment, grid, list(hydra_cfg.overrides.task)))
     wait = cfg.wait if cfg.wait is not None else launcher["name"] in ("local", "debug")
     if not wait:
         return 0
