@@ -178,3 +178,14 @@ def test_every_shipped_cluster_profile_fits_the_launcher_keys(path, tmp_path):
     composer = Composer("toy", ["launcher=slurm", f"launcher.profile={path}"], conf_dir=conf)
     batch = {"training.batch_size": 32}
     assert expand_grid(toy_grid(axes=[], base=batch), composer)
+
+
+@pytest.mark.parametrize("entry", ["ablation_grid", "status", "tables"])
+@pytest.mark.parametrize("launcher", ["local", "debug", "slurm"])
+def test_every_entry_point_config_composes_with_every_launcher(entry, launcher, tmp_path):
+    if not (CONF_DIR / "train.yaml").is_file():
+        pytest.skip("experiments/conf/train.yaml (the trainer's primary config) is not there yet")
+    composer = Composer(entry, [f"launcher={launcher}", f"output_root={tmp_path}"])
+    grid = yaml.safe_load((CONF_DIR / "grid" / "demo.yaml").read_text())
+    specs = expand_grid(grid, composer)
+    assert {spec.launcher["name"] for spec in specs} == {launcher}
