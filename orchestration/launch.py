@@ -304,6 +304,11 @@ def submit(plan: Plan) -> tuple[list[Submission], list[submitit.Job]]:
     return submissions, jobs
 
 
+def at_once(launcher: Mapping[str, Any], runs: int) -> int:
+    """How many runs of one array run at the same time: throttled on SLURM, all locally, one in debug."""
+    return {"slurm": min(runs, launcher["array_parallelism"]), "debug": 1}.get(launcher["name"], runs)
+
+
 def array_summary(plan: Plan) -> list[dict[str, Any]]:
     """One row per array to submit: runs, resources per job, throttle."""
     rows = []
@@ -320,7 +325,7 @@ def array_summary(plan: Plan) -> list[dict[str, Any]]:
                 "cpus/task": launcher["cpus_per_task"],
                 "mem": f"{launcher['mem_gb']}GB" if launcher.get("mem_gb") else "-",
                 "time": f"{launcher['timeout_min']} min",
-                "parallel": min(len(array), launcher["array_parallelism"]),
+                "parallel": at_once(launcher, len(array)),
             }
         )
     return rows
