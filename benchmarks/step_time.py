@@ -4,7 +4,8 @@ Each config runs in its own subprocess (clean peak-memory figures, no allocator 
 configs). After warm-up steps it reports the median over the timed steps, images/s and peak memory: on CPU
 the growth of the process's maximum resident set size (getrusage) from just before the model is built, on
 GPU ``torch.cuda.max_memory_allocated``. "CPU s/step" is the process CPU time per step (all threads): on a
-shared machine it is the steadier figure (≈ threads × s/step when the cores are free).
+shared machine it is the steadier figure (≈ threads × s/step when the cores are free). "GFLOP/step" counts
+the matmul/convolution work of one step (torch.utils.flop_counter on the meta device): independent of load.
 
     python benchmarks/step_time.py                       # every config, CPU (and GPU when present)
     python benchmarks/step_time.py --config clevr6       # one config
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 from tabulate import tabulate
+from torch.utils.flop_counter import FlopCounterMode
 
 from emorl.config import GecoConfig, ModelConfig
 from emorl.geco import GECO
@@ -69,6 +71,17 @@ GECO_ACTIVE_STEP = 2000  # past the warm start, as in steady-state training
 
 def max_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def count_gflop(bench: BenchConfig) -> float:
+    """Matmul/conv GFLOP of one training step (forward + backward), counted on the meta device."""
+    with torch.device("meta"):
+        model = EMORL(bench.model)
+        images = torch.zeros(bench.batch_size, *bench.model.input_size)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(images, refinement_steps=bench.refinement_steps).total_loss.backward()
+    return counter.get_total_flops() / 1e9
 
 
 def measure(
@@ -124,6 +137,7 @@ def measure(
         "device": device + (" bf16" if bf16 else "") + (" channels-last" if channels_last else ""),
         "seconds": seconds,
         "cpu_seconds": statistics.median(cpu_times),
+        "gflop": count_gflop(bench),
         "images_per_second": bench.batch_size / seconds,
         "peak_mib": peak / 2**20,
         "reference_seconds": bench.reference_seconds if device == "cpu" and not bf16 else None,
@@ -152,22 +166,15 @@ def table(rows: list[dict]) -> str:
                 row["device"],
                 f"{row['seconds']:.3f}",
                 f"{row['cpu_seconds']:.2f}",
+                f"{row['gflop']:.0f}",
                 f"{row['images_per_second']:.1f}",
                 f"{row['peak_mib']:.0f}",
                 "" if reference is None else f"{reference:.2f}",
                 "" if reference is None else f"{reference / row['seconds']:.2f}x",
             ]
         )
-    headers = [
-        "config",
-        "device",
-        "s/step",
-        "CPU s/step",
-        "images/s",
-        "peak MiB",
-        "reference s/step",
-        "speed-up",
-    ]
+    headers = ["config", "device", "s/step", "CPU s/step", "GFLOP/step", "images/s", "peak MiB"]
+    headers += ["reference s/step", "speed-up"]
     return tabulate(lines, headers=headers)
 
 
