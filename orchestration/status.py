@@ -63,7 +63,7 @@ def tracking_uri(config: Mapping[str, Any]) -> str:
 
 
 def tracked_runs(uri: str, experiment: str, grid: str) -> dict[str, TrackedRun]:
-    """All MLflow runs of ``grid`` in ``experiment`` by run_key (empty when the experiment is new)."""
+    """All MLflow runs of ``grid`` in ``experiment`` by run_key, oldest first (empty for a new experiment)."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
@@ -77,6 +77,7 @@ def tracked_runs(uri: str, experiment: str, grid: str) -> dict[str, TrackedRun]:
             [found.experiment_id],
             filter_string=f"tags.grid = '{grid}'",
             max_results=5000,
+            order_by=["attributes.start_time ASC"],  # creation order: the grid's order of submission
             page_token=token,
         )
         for run in page:
