@@ -54,7 +54,14 @@ def _experiment_id(client: MlflowClient, name: str, tracking_uri: str) -> str:
     location = None
     if tracking_uri.startswith("sqlite:///"):
         location = (Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
-    return client.create_experiment(name, artifact_location=location)
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:
+        # Jobs of one grid start together: another may have created the experiment since the lookup.
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
 
 
 def find_run(run_key: str, experiment: str, tracking_uri: str | None = None) -> str | None:

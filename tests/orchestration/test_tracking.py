@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from orchestration.tracking import (
     MLflowLogger,
+    _experiment_id,
     find_run,
     local_tracking_uri,
     open_run,
@@ -126,3 +127,22 @@ def test_local_store_keeps_artifacts_next_to_its_database(tmp_path: Path, monkey
     assert list((tmp_path / "store" / "mlartifacts").rglob("train_input_00000001.png"))
     assert not (tmp_path / "mlruns").exists()
     assert run_status(run_id, uri) == "FINISHED"
+
+
+
+class LateLookupClient(MlflowClient):
+    """A real client whose first lookup happens just before another job creates the experiment."""
+
+    def get_experiment_by_name(self, name: str):
+        if not getattr(self, "looked_once", False):
+            self.looked_once = True
+            found = super().get_experiment_by_name(name)
+            MlflowClient(self._tracking_client.tracking_uri).create_experiment(name)
+            return found
+        return super().get_experiment_by_name(name)
+
+
+def test_experiment_created_by_a_concurrent_job_is_reused(mlflow_server: str):
+    experiment = "created-concurrently"
+    experiment_id = _experiment_id(LateLookupClient(mlflow_server), experiment, mlflow_server)
+    assert experiment_id == MlflowClient(mlflow_server).get_experiment_by_name(experiment).experiment_id
