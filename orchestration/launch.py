@@ -216,6 +216,7 @@ def make_executor(launcher: Mapping[str, Any], job_name: str) -> submitit.Execut
         return executor
     if kind == "slurm":
         executor = submitit.SlurmExecutor(folder, max_num_timeout=launcher["max_num_timeout"])
+        ranks = launcher["nodes"] * launcher["tasks_per_node"]
         optional = {
             "partition": launcher.get("partition"),
             "account": launcher.get("account"),
@@ -224,6 +225,8 @@ def make_executor(launcher: Mapping[str, Any], job_name: str) -> submitit.Execut
             "gpus_per_node": launcher["gpus_per_node"] or None,
             "mem": f"{launcher['mem_gb']}GB" if launcher.get("mem_gb") else None,
             "additional_parameters": {"hold": True} if launcher.get("hold") else None,
+            # a rank that dies ends the job, instead of leaving its peers waiting in the rendezvous
+            "srun_args": ["--kill-on-bad-exit=1"] if ranks > 1 else None,
         }
         executor.update_parameters(
             job_name=job_name,

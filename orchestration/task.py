@@ -97,10 +97,10 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
 
     def __call__(self) -> dict[str, Any]:
         from emorl.config import ExperimentConfig
+        from emorl.train.distributed import export_submitit_environment
 
         env = job_environment()
-        if env["num_tasks"] > 1 and "RANK" not in os.environ:
-            submitit.helpers.TorchDistributedEnvironment().export()
+        export_submitit_environment()
         cfg = ExperimentConfig.from_dict(self.spec.config)
         uri = self.tracking["uri"]
         is_main = env["global_rank"] == 0

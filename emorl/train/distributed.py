@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import zlib
 from dataclasses import dataclass
 
 import torch
@@ -35,14 +36,27 @@ class DistributedContext:
         return self.world_size > 1
 
 
-def _export_submitit_environment() -> None:
-    """Inside a multi-task SLURM job started by submitit, export the torch.distributed variables."""
+MASTER_PORT_RANGE = (20_000, 32_767)  # below Linux's ephemeral ports (32768-60999), which clients borrow
+
+
+def master_port(job_id: str) -> int:
+    """The rendezvous port of a job: stable across its tasks, spread over job ids, and outside the
+    ephemeral range, where any outgoing connection on the node may hold the port for a while."""
+    low, high = MASTER_PORT_RANGE
+    return low + zlib.crc32(job_id.encode()) % (high - low + 1)
+
+
+def export_submitit_environment() -> None:
+    """Inside a multi-task SLURM job started by submitit, export the torch.distributed variables
+    (master = the job's first host, port from the job id)."""
     if "RANK" in os.environ or "SUBMITIT_EXECUTOR" not in os.environ:
-        return
-    if int(os.environ.get("SLURM_NTASKS", "1")) <= 1:
         return
     import submitit
 
+    job = submitit.JobEnvironment()
+    if job.num_tasks <= 1:
+        return
+    os.environ.setdefault("MASTER_PORT", str(master_port(str(job.job_id))))
     submitit.helpers.TorchDistributedEnvironment().export()
 
 
@@ -72,7 +86,7 @@ def _select_device(preference: str, local_rank: int, local_world_size: int) -> t
 
 def setup_distributed(device: str = "auto") -> DistributedContext:
     """Read the job layout from the environment, pick the device and join the process group if needed."""
-    _export_submitit_environment()
+    export_submitit_environment()
     rank = int(os.environ.get("RANK", "0"))
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
