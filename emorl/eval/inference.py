@@ -66,6 +66,7 @@ def infer(loaded: LoadedRun, cfg: ExperimentConfig, images: torch.Tensor, *, all
             kl_beta=1.0,
             num_slots=cfg.eval.num_slots,
             all_stages=all_stages,
+            refinement_batch_size=1,  # refine each image as the reference's batch-1 evaluation does
         )
 
 

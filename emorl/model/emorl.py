@@ -104,11 +104,15 @@ class EMORL(nn.Module):
         num_slots: int | None = None,
         all_stages: bool = False,
         noise: Noise | None = None,
+        refinement_batch_size: int | None = None,
     ) -> EMORLOutput:
         """Two-stage inference on images [B, 3, H, W] in [−1, 1] and the loss of spec §3.8.
 
         ``refinement_steps`` (I) and ``num_slots`` (K) default to the config. ``noise`` supplies every
         standard normal draw (default ``torch.randn_like``), e.g. to fix or permute the slots' samples.
+        ``refinement_batch_size`` is the batch whose mean loss the refinement network differentiates
+        (default B): the global batch under DDP, so each rank refines exactly as one process would; 1 at
+        evaluation, so a batched evaluation refines each image as the reference's batch-1 evaluation does.
         """
         steps = self.cfg.refinement_steps if refinement_steps is None else refinement_steps
         slots = self.cfg.K if num_slots is None else num_slots
@@ -118,6 +122,7 @@ class EMORL(nn.Module):
         noise = torch.randn_like if noise is None else noise
         targets = (images + 1.0) / 2.0  # [B, 3, H, W] in [0, 1]
         weights = loss_weights(self.cfg.loss_weights, steps)
+        gradient_scale = images.shape[0] / (refinement_batch_size or images.shape[0])
         gradients = _DeferredGradients(training=torch.is_grad_enabled())
 
         stage1 = self.hvae(images, slots, noise)
@@ -143,7 +148,9 @@ class EMORL(nn.Module):
             mu, s = params[-1]
             state = self.refinement.initial_state(mu)
             for step in range(1, steps + 1):
-                delta_mu, delta_s, state = self.refinement(mu, s, grad_mu, grad_s, state)
+                delta_mu, delta_s, state = self.refinement(
+                    mu, s, grad_mu * gradient_scale, grad_s * gradient_scale, state
+                )
                 deltas.append(torch.cat([delta_mu, delta_s], dim=-1).detach().norm(dim=-1).mean())
                 mu, s = mu + delta_mu, s + delta_s
                 leaf = (_leaf(mu), _leaf(s))
