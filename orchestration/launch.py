@@ -29,6 +29,7 @@ from orchestration.grid import RunSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MAX_ARRAY_SIZE = 1001  # SLURM's default MaxArraySize
+FORCED_STATE_CHECK_S = 30.0  # while waiting, ask sacct directly this often
 # squeue states of jobs whose task is over (shown briefly while the job is cleaned up)
 ENDING_STATES = frozenset(
     {"COMPLETING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL"}
@@ -371,11 +372,16 @@ def wait_for(
 
     failures: list[str] = []
     pending = list(zip(jobs, submissions, strict=True))
+    last_forced = time.monotonic()
     with tqdm(total=len(pending), desc="runs finished", unit="run", disable=not progress) as bar:
         while pending:
+            # submitit's cached job states can lag by minutes (a job whose rank was killed leaves no
+            # result file), so ask the scheduler itself every FORCED_STATE_CHECK_S
+            force = time.monotonic() - last_forced >= FORCED_STATE_CHECK_S
+            last_forced = time.monotonic() if force else last_forced
             still = []
             for job, entry in pending:
-                if isinstance(job, submitit.DebugJob) or job.done():
+                if isinstance(job, submitit.DebugJob) or job.done(force_check=force):
                     try:
                         job.results()  # one per task (rank)
                     except Exception as exc:
