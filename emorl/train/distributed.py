@@ -56,8 +56,10 @@ def export_submitit_environment() -> None:
     job = submitit.JobEnvironment()
     if job.num_tasks <= 1:
         return
-    os.environ.setdefault("MASTER_PORT", str(master_port(str(job.job_id))))
-    submitit.helpers.TorchDistributedEnvironment().export()
+    environment = submitit.helpers.TorchDistributedEnvironment()
+    if "MASTER_PORT" not in os.environ:  # submitit's own pick may fall in the ephemeral range
+        environment.master_port = master_port(str(job.job_id))
+    environment.export()
 
 
 def cuda_index(local_rank: int, local_world_size: int, visible: int) -> int:

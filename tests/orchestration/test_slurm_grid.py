@@ -130,9 +130,8 @@ def test_status_reports_every_seed_done_with_fg_ari(finished_grid):
 def test_two_node_job_trains_on_n1_and_n2_like_one_process_with_the_same_global_batch(
     slurm_cluster, tmp_path
 ):
-    # I = 0 in training: with refinement the model depends weakly on the per-rank batch (trainer's test).
     base = {
-        "training.refinement_curriculum": [[-1, 0]],
+        "training.refinement_curriculum": [[-1, 2]],
         "training.iters": 6,
         "launcher.partition": "multi",
         "launcher.nodes": 2,
