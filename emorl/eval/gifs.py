@@ -1,19 +1,21 @@
 """Animated GIFs of latent traversals (spec §9.5), one frame per traversal step, exactly.
 
-Written with imageio (Pillow) rather than moviepy's ``ImageSequenceClip.write_gif``: moviepy samples frames at
-float times and repeats or skips some (measured: 30 frames at 10 fps gave 28, 8 at 10 fps gave 7), and
-Pillow merges identical consecutive frames. Each frame therefore carries a thin position bar under the
-image (which step of the traversal it shows), which keeps frames distinct and the count exact even for a
+Written with moviepy 2 (``ImageSequenceClip.write_gif``, which uses imageio/Pillow; no ffmpeg path is
+needed). moviepy samples frame k at the float time k/fps: at 10 fps some times round down and frames are
+skipped (8 frames gave 7), so only power-of-two rates are accepted, whose times are exact binary fractions
+(the reference's 4 fps is one). Pillow merges identical consecutive frames, so each frame carries a thin
+position bar under the image (which step of the traversal it shows): the count stays exact even for a
 latent the decoder ignores.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
+from moviepy import ImageSequenceClip
 
 MIN_SIDE = 128  # small images (35×35 Tetrominoes) are enlarged, nearest neighbour, to at least this side
 BAR_COLOUR = (255, 255, 255)
@@ -34,7 +36,9 @@ def traversal_frames(images: np.ndarray, min_side: int = MIN_SIDE) -> np.ndarray
 
 
 def write_gif(frames: np.ndarray, path: str | Path, fps: float = 4.0) -> Path:
-    """Write uint8 ``[N, H, W, 3]`` frames as a looping GIF of exactly N frames at ``fps``."""
+    """Write uint8 ``[N, H, W, 3]`` frames as a looping GIF of exactly N frames at ``fps`` (a power of 2)."""
+    if fps <= 0 or not math.log2(fps).is_integer():
+        raise ValueError(f"GIF fps={fps} would skip frames; use a power of two such as 2, 4 or 8")
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"GIF frames must be uint8 [N, H, W, 3], got {frames.dtype} {list(frames.shape)}")
@@ -45,5 +49,5 @@ def write_gif(frames: np.ndarray, path: str | Path, fps: float = 4.0) -> Path:
         )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(path, frames, extension=".gif", duration=1000.0 / fps, loop=0)
+    ImageSequenceClip(list(frames), fps=fps).write_gif(path, fps=fps, loop=0, logger=None)
     return path

@@ -65,3 +65,9 @@ def test_gif_has_one_frame_per_traversal_step_even_when_the_image_does_not_chang
 def test_gif_refuses_identical_consecutive_frames(tmp_path):
     with pytest.raises(ValueError, match="identical"):
         write_gif(np.zeros((3, 4, 4, 3), np.uint8), tmp_path / "x.gif")
+
+
+def test_gif_refuses_a_frame_rate_that_would_skip_frames(tmp_path):
+    moving = np.arange(8, dtype=np.float32)[:, None, None, None].repeat(3, 1).repeat(4, 2).repeat(4, 3) / 8
+    with pytest.raises(ValueError, match="skip frames"):
+        write_gif(traversal_frames(moving), tmp_path / "x.gif", fps=10)
