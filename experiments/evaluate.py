@@ -22,7 +22,7 @@ from emorl.config import ExperimentConfig
 from emorl.eval import evaluate
 from emorl.train.checkpoint import LoadedRun, load_for_eval, resolve_checkpoint
 from orchestration.grid import identity_key
-from orchestration.tracking import STATUSES, MLflowLogger, find_run, run_status
+from orchestration.tracking import STATUSES, MLflowLogger, find_run, recorded_run, run_status
 
 
 def evaluation_config(checkpoint_config: ExperimentConfig, overrides: dict[str, Any]) -> ExperimentConfig:
@@ -34,9 +34,13 @@ def evaluation_config(checkpoint_config: ExperimentConfig, overrides: dict[str, 
 
 
 def training_run(loaded: LoadedRun, tracking: dict[str, Any]) -> str | None:
-    """The MLflow run id to log into: ``tracking.run_id``, or the run tagged with the checkpoint's run_key."""
+    """The MLflow run id to log into: ``tracking.run_id``, the run recorded in the training's output
+    folder, or the run tagged with the checkpoint's run_key."""
     if tracking.get("run_id"):
         return str(tracking["run_id"])
+    recorded = recorded_run(loaded.config.training.output_dir, tracking["uri"])
+    if recorded is not None:
+        return recorded
     run_key = identity_key(loaded.config.to_dict())
     run_id = find_run(run_key, tracking["experiment"], tracking["uri"])
     if run_id is None:

@@ -90,7 +90,14 @@ def main(cfg: DictConfig) -> None:
             "debug": str(resolved["debug"]).lower(),
             "tracking": tracking["kind"],
         }
-        run_id = open_run(tracking["uri"], tracking["experiment"], identity_key(resolved), name, tags)
+        run_id = open_run(
+            tracking["uri"],
+            tracking["experiment"],
+            identity_key(resolved),
+            name,
+            tags,
+            output_dir=config.training.output_dir,
+        )
         mlflow_logger = MLflowLogger(
             tracking["uri"], run_id, spool_dir=Path(config.training.output_dir) / "mlflow-spool"
         )

@@ -194,7 +194,14 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
         from orchestration.tracking import MLflowLogger, open_run
 
         spec = self.spec
-        run_id = open_run(uri, spec.experiment, spec.run_key, run_name=spec.name, tags=self._tags(env))
+        run_id = open_run(
+            uri,
+            spec.experiment,
+            spec.run_key,
+            run_name=spec.name,
+            tags=self._tags(env),
+            output_dir=spec.output_dir,
+        )
         logger = MLflowLogger(uri, run_id, spool_dir=spec.output_dir / "mlflow-spool")
         folder = Path(tempfile.mkdtemp(prefix="emorl-run-"))
         (folder / "config.json").write_text(json.dumps(spec.config, indent=2, sort_keys=True))

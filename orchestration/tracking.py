@@ -79,23 +79,47 @@ def find_run(run_key: str, experiment: str, tracking_uri: str | None = None) -> 
     return runs[0].info.run_id if runs else None
 
 
+RUN_RECORD = "mlflow_run.json"  # in a run's output folder: which MLflow run it reports to
+
+
+def recorded_run(output_dir: str | Path, tracking_uri: str) -> str | None:
+    """The run id recorded in ``output_dir`` for this tracking store, or None."""
+    try:
+        record = json.loads((Path(output_dir) / RUN_RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    return record.get("run_id") if record.get("tracking_uri") == tracking_uri else None
+
+
 def open_run(
     tracking_uri: str,
     experiment_name: str,
     run_key: str,
     run_name: str | None = None,
     tags: Mapping[str, str] | None = None,
+    output_dir: str | Path | None = None,
 ) -> str:
-    """Find the run tagged ``run_key`` (a restart: set it RUNNING again) or create it; return its id."""
+    """The run of this training: the one recorded in ``output_dir`` (a resume, even with a longer
+    ``training.iters``), else the one tagged ``run_key``, else a new one. A found run is set RUNNING
+    again; the choice is recorded in ``output_dir``. Returns the run id."""
     client = MlflowClient(tracking_uri)
     experiment_id = _experiment_id(client, experiment_name, tracking_uri)
     all_tags = {"run_key": run_key, **{key: str(value) for key, value in (tags or {}).items()}}
-    run_id = find_run(run_key, experiment_name, tracking_uri)
+    run_id = (output_dir and recorded_run(output_dir, tracking_uri)) or find_run(
+        run_key, experiment_name, tracking_uri
+    )
     if run_id is None:
-        return client.create_run(experiment_id, tags=all_tags, run_name=run_name).info.run_id
-    client.update_run(run_id, status="RUNNING")
-    for key, value in all_tags.items():
-        client.set_tag(run_id, key, value)
+        run_id = client.create_run(experiment_id, tags=all_tags, run_name=run_name).info.run_id
+    else:
+        client.update_run(run_id, status="RUNNING")
+        for key, value in all_tags.items():
+            client.set_tag(run_id, key, value)
+    if output_dir is not None:
+        record = {"tracking_uri": tracking_uri, "experiment": experiment_name, "run_id": run_id}
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        temporary = Path(output_dir) / f".{RUN_RECORD}.tmp"
+        temporary.write_text(json.dumps(record, indent=2))
+        temporary.replace(Path(output_dir) / RUN_RECORD)
     return run_id
 
 

@@ -146,3 +146,14 @@ def test_experiment_created_by_a_concurrent_job_is_reused(mlflow_server: str):
     experiment = "created-concurrently"
     experiment_id = _experiment_id(LateLookupClient(mlflow_server), experiment, mlflow_server)
     assert experiment_id == MlflowClient(mlflow_server).get_experiment_by_name(experiment).experiment_id
+
+
+def test_a_run_folder_keeps_its_run_when_resumed_with_more_iterations(mlflow_server: str, tmp_path: Path):
+    folder = tmp_path / "train" / "tetrominoes-seed1"
+    first = open_run(mlflow_server, "resume", "key-iters-20", output_dir=folder)
+    again = open_run(mlflow_server, "resume", "key-iters-30", output_dir=folder)
+    assert again == first
+    assert MlflowClient(mlflow_server).get_run(first).data.tags["run_key"] == "key-iters-30"
+    elsewhere = open_run(mlflow_server, "resume", "key-iters-30", output_dir=tmp_path / "other")
+    assert elsewhere == first, "a folder without a record falls back to the run_key"
+    assert open_run(mlflow_server, "resume", "key-new", output_dir=tmp_path / "new") != first
