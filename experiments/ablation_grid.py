@@ -19,7 +19,6 @@ from orchestration.grid import GridError, expand_configured_grid
 from orchestration.launch import (
     cluster_max_array_size,
     decide,
-    ensure_experiment,
     format_plan,
     live_slurm_jobs,
     make_plan,
@@ -29,6 +28,7 @@ from orchestration.launch import (
 )
 from orchestration.status import tracked_runs, tracking_uri
 from orchestration.tables import log_table, render
+from orchestration.tracking import TrackingUnavailable, ensure_experiment
 
 
 def where_to_look(uri: str, experiment: str, grid: str, overrides: list[str]) -> str:
@@ -51,6 +51,12 @@ def run(cfg: DictConfig) -> int:
         return 2
     first = specs[0]
     uri, grid, launcher = tracking_uri(first.config), first.grid, first.launcher
+    try:
+        ensure_experiment(uri, first.experiment)
+    except TrackingUnavailable as exc:
+        print(exc, file=sys.stderr)
+        print("nothing was submitted", file=sys.stderr)
+        return 2
     statuses = {key: run.status for key, run in tracked_runs(uri, first.experiment, grid).items()}
     on_slurm = any(spec.launcher["name"] == "slurm" for spec in specs)
     live = live_slurm_jobs() if on_slurm else {}

@@ -27,7 +27,7 @@ from emorl.config import ExperimentConfig
 from emorl.logging import ConsoleLogger, Logger, LoggerGroup
 from emorl.train import train
 from orchestration.grid import identity_key
-from orchestration.tracking import MLflowLogger, open_run
+from orchestration.tracking import MLflowLogger, TrackingUnavailable, open_run
 
 
 def quote_debug_choice(argv: list[str]) -> list[str]:
@@ -90,14 +90,17 @@ def main(cfg: DictConfig) -> None:
             "debug": str(resolved["debug"]).lower(),
             "tracking": tracking["kind"],
         }
-        run_id = open_run(
-            tracking["uri"],
-            tracking["experiment"],
-            identity_key(resolved),
-            name,
-            tags,
-            output_dir=config.training.output_dir,
-        )
+        try:
+            run_id = open_run(
+                tracking["uri"],
+                tracking["experiment"],
+                identity_key(resolved),
+                name,
+                tags,
+                output_dir=config.training.output_dir,
+            )
+        except TrackingUnavailable as exc:
+            sys.exit(f"{exc}\nnothing was trained")
         mlflow_logger = MLflowLogger(
             tracking["uri"], run_id, spool_dir=Path(config.training.output_dir) / "mlflow-spool"
         )

@@ -26,6 +26,7 @@ from typing import Any
 import submitit
 
 from orchestration.grid import RunSpec
+from orchestration.tracking import ensure_experiment
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MAX_ARRAY_SIZE = 1001  # SLURM's default MaxArraySize
@@ -265,15 +266,6 @@ def prepare_datasets(specs: Sequence[RunSpec]) -> None:
             seen.add(data)
             for split in ("train", "test"):
                 build_dataset(data, split).close()
-
-
-def ensure_experiment(uri: str, name: str) -> str:
-    """Create the grid's MLflow experiment before its jobs start (they would race to create it)."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri)
-    found = client.get_experiment_by_name(name)
-    return found.experiment_id if found else client.create_experiment(name)
 
 
 def submit(plan: Plan) -> tuple[list[Submission], list[submitit.Job]]:

@@ -45,10 +45,23 @@ def local_tracking_uri(root: str | Path) -> str:
     return f"sqlite:///{root / 'mlflow.db'}"
 
 
-def _experiment_id(client: MlflowClient, name: str, tracking_uri: str) -> str:
-    """The experiment's id, creating it if needed. With an embedded SQLite store its artifacts go next to
-    the database file (``<root>/mlartifacts``), not into ``./mlruns`` of whatever the working directory is."""
-    experiment = client.get_experiment_by_name(name)
+class TrackingUnavailable(RuntimeError):
+    """The tracking store cannot be reached; the message says which and how to fix it."""
+
+
+def ensure_experiment(tracking_uri: str, name: str, client: MlflowClient | None = None) -> str:
+    """The experiment's id, creating it if needed. Safe when a grid's jobs start together. With an embedded
+    SQLite store its artifacts go next to the database file (``<root>/mlartifacts``), not into ``./mlruns``
+    of whatever the working directory is."""
+    client = client or MlflowClient(tracking_uri)
+    try:
+        experiment = client.get_experiment_by_name(name)
+    except MlflowException as exc:
+        reason = str(exc).splitlines()[0][:300]
+        raise TrackingUnavailable(
+            f"the MLflow tracking store {tracking_uri} cannot be reached ({reason}); start the server "
+            "(docker/docker-compose.yml, or `mlflow server --host 127.0.0.1`) or use tracking=local"
+        ) from exc
     if experiment is not None:
         return experiment.experiment_id
     location = None
@@ -103,7 +116,7 @@ def open_run(
     ``training.iters``), else the one tagged ``run_key``, else a new one. A found run is set RUNNING
     again; the choice is recorded in ``output_dir``. Returns the run id."""
     client = MlflowClient(tracking_uri)
-    experiment_id = _experiment_id(client, experiment_name, tracking_uri)
+    experiment_id = ensure_experiment(tracking_uri, experiment_name, client)
     all_tags = {"run_key": run_key, **{key: str(value) for key, value in (tags or {}).items()}}
     run_id = (output_dir and recorded_run(output_dir, tracking_uri)) or find_run(
         run_key, experiment_name, tracking_uri

@@ -12,9 +12,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from orchestration.grid import Composer, expand_grid
-from orchestration.launch import ensure_experiment, prepare_datasets
+from orchestration.launch import prepare_datasets
 from orchestration.status import tracked_runs
 from orchestration.task import StopFlag, TrainAndEvaluate
+from orchestration.tracking import ensure_experiment
 
 pytestmark = pytest.mark.slow
 

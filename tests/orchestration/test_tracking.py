@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from orchestration.tracking import (
     MLflowLogger,
-    _experiment_id,
+    ensure_experiment,
     find_run,
     local_tracking_uri,
     open_run,
@@ -144,7 +144,7 @@ class LateLookupClient(MlflowClient):
 
 def test_experiment_created_by_a_concurrent_job_is_reused(mlflow_server: str):
     experiment = "created-concurrently"
-    experiment_id = _experiment_id(LateLookupClient(mlflow_server), experiment, mlflow_server)
+    experiment_id = ensure_experiment(mlflow_server, experiment, LateLookupClient(mlflow_server))
     assert experiment_id == MlflowClient(mlflow_server).get_experiment_by_name(experiment).experiment_id
 
 
