@@ -36,7 +36,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from emorl.config import SECTIONS, ConfigError, ExperimentConfig
+from emorl.config import SECTIONS, ConfigError, ExperimentConfig, flatten_config
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "experiments" / "conf"
 RUN_SECTIONS = ("model", "data", "training", "geco", "eval")
@@ -124,20 +124,9 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(_flatten(value, f"{path}."))
-        else:
-            flat[path] = value
-    return flat
-
-
 def identity_key(config: Mapping[str, Any], *, with_seed: bool = True) -> str:
     """sha256 (16 hex) of the result-relevant part of a resolved config; the seed optional."""
-    flat = _flatten({name: config.get(name, {}) for name in RUN_SECTIONS})
+    flat = flatten_config({name: config.get(name, {}) for name in RUN_SECTIONS})
     kept = {
         key: value
         for key, value in flat.items()

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from emorl.config import ExperimentConfig
+from emorl.config import ExperimentConfig, flatten_config
 
 CHECKPOINT_DIR = "checkpoints"
 _NAME = re.compile(r"^step-(\d{8,})\.pt$")
@@ -124,18 +124,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(state, dict) or "config" not in state or "step" not in state:
         raise CheckpointError(f"{path} is not an emorl training checkpoint (no 'config'/'step' entries)")
     return state
-
-
-def flatten_config(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested config dict → ``{'training.lr': 4e-4, ...}`` (lists stay values)."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten_config(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def _allowed(key: str) -> bool:

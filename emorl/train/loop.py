@@ -33,12 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Sampler
 
-from emorl.config import ExperimentConfig
+from emorl.config import ExperimentConfig, flatten_config
 from emorl.logging import Logger
 from emorl.train.checkpoint import (
     CHECKPOINT_DIR,
     check_resume_config,
-    flatten_config,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
