@@ -54,20 +54,29 @@ class BroadcastDecoder(nn.Module):
         return tiled.permute(0, 3, 1, 2).contiguous(memory_format=self._memory_format())  # [N, D, Hg, Wg]
 
     def _broadcast_conv(self, slots: Tensor, conv: nn.Conv2d) -> Tensor:
-        """conv(tile(z) + P), computed as (z · response of a constant map) + conv(P)."""
+        """conv(tile(z) + P), computed as (z · response of a constant map) + conv(P).
+
+        Both terms are built in the decoder's memory format ([N, H', W', O] storage for channels-last), so the
+        sum is the layer's output without a copy, and its backward reduces over the outermost dimension.
+        """
         weight = conv.weight  # [O, D, k, k]
+        channels_last = self._memory_format() == torch.channels_last
+        order = (0, 2, 3, 1) if channels_last else (0, 1, 2, 3)  # storage order of an [N, O, H', W'] map
         position = self.position().permute(2, 0, 1)[None]  # [1, D, Hg, Wg]
-        position_out = F.conv2d(position, weight, conv.bias, padding=conv.padding).permute(0, 2, 3, 1)
+        position_out = F.conv2d(position, weight, conv.bias, padding=conv.padding).permute(order)
         if conv.padding == (0, 0):  # every output sees the whole kernel: the response is the kernel sum
-            slot_out = (slots @ weight.sum(dim=(2, 3)).t())[:, None, None, :]  # [N, 1, 1, O]
+            slot_out = slots @ weight.sum(dim=(2, 3)).t()  # [N, O]
+            slot_out = slot_out[:, None, None, :] if channels_last else slot_out[:, :, None, None]
+            hidden = slot_out + position_out
         else:
             out_channels, in_channels, height, width = weight.shape
             ones = slots.new_ones(1, 1, self.grid_size, self.grid_size)
             response = F.conv2d(ones, weight.reshape(-1, 1, height, width), padding=conv.padding)
-            response = response.view(out_channels, in_channels, *response.shape[-2:]).permute(1, 2, 3, 0)
-            slot_out = (slots @ response.flatten(1)).view(-1, *response.shape[1:])  # [N, H', W', O]
-        hidden = (slot_out + position_out).permute(0, 3, 1, 2)  # [N, O, H', W']
-        return hidden.contiguous(memory_format=self._memory_format())
+            response = response.view(out_channels, in_channels, *response.shape[-2:]).transpose(0, 1)
+            response = response.permute(order)  # [D, O, H', W'] in storage order
+            hidden = torch.addmm(position_out.flatten(), slots, response.flatten(1))  # writes the output once
+            hidden = hidden.view(-1, *response.shape[1:])
+        return hidden.permute(0, 3, 1, 2) if channels_last else hidden  # [N, O, H', W']
 
 
 def iodine_decoder(z_size: int, image_size: int) -> BroadcastDecoder:

@@ -1,5 +1,6 @@
 """The building blocks behave as spec §2–§3 describes."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -29,18 +30,27 @@ def _naive_decode(decoder, z):
     return torch.sigmoid(output[:, :, :3]), output[:, :, 3:]
 
 
-def test_decoders_match_the_tiled_spatial_broadcast():
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_decoders_match_the_tiled_spatial_broadcast(memory_format):
     torch.manual_seed(0)
     for name, size in (("iodine", 12), ("small", 12), ("big", 96)):
         decoder = build_decoder(name, 8, size).double()  # float64: only the order of additions differs
         for parameter in decoder.parameters():  # larger weights than the 0.02-gain init make the check sharp
             nn.init.normal_(parameter, std=0.3)
-        z = torch.randn(1, 2, 8, dtype=torch.float64)
+        decoder.to(memory_format=memory_format)
+        z = torch.randn(1, 2, 8, dtype=torch.float64, requires_grad=True)
         means, logits = decoder(z)
         assert means.shape == (1, 2, 3, size, size) and logits.shape == (1, 2, 1, size, size)
         expected_means, expected_logits = _naive_decode(decoder, z)
         torch.testing.assert_close(means, expected_means)
         torch.testing.assert_close(logits, expected_logits)
+        inputs = [z, *decoder.parameters()]  # and the same gradients for z and every weight
+        outputs = ((means, logits), (expected_means, expected_logits))
+        loss, expected_loss = (m.sin().sum() + l.cos().sum() for m, l in outputs)
+        for grad, expected_grad in zip(
+            torch.autograd.grad(loss, inputs), torch.autograd.grad(expected_loss, inputs), strict=True
+        ):
+            torch.testing.assert_close(grad, expected_grad)
 
 
 def test_dual_gru_is_two_independent_gru_cells():
