@@ -17,9 +17,11 @@ from omegaconf import DictConfig
 from orchestration.aggregate import grid_results, summarize
 from orchestration.grid import GridError, expand_configured_grid
 from orchestration.launch import (
+    LocalQueue,
     cluster_max_array_size,
     decide,
     format_plan,
+    live_local_jobs,
     live_slurm_jobs,
     make_plan,
     read_ledger,
@@ -59,8 +61,9 @@ def run(cfg: DictConfig) -> int:
         return 2
     statuses = {key: run.status for key, run in tracked_runs(uri, first.experiment, grid).items()}
     on_slurm = any(spec.launcher["name"] == "slurm" for spec in specs)
-    live = live_slurm_jobs() if on_slurm else {}
-    decisions = decide(specs, statuses, read_ledger(first.config["output_root"], grid), live)
+    ledger = read_ledger(first.config["output_root"], grid)
+    live = {**(live_slurm_jobs() if on_slurm else {}), **live_local_jobs(ledger)}
+    decisions = decide(specs, statuses, ledger, live)
     max_array = launcher.get("max_array_size") or (cluster_max_array_size() if on_slurm else len(specs))
     plan = make_plan(specs, decisions, max_array)
     print(format_plan(plan))
@@ -68,15 +71,25 @@ def run(cfg: DictConfig) -> int:
         print("dry run: nothing submitted")
         return 0
 
-    submissions, jobs = submit(plan)
+    wait = cfg.wait if cfg.wait is not None else launcher["name"] in ("local", "debug")
+    slots = launcher["array_parallelism"]
+    queue = LocalQueue(plan, slots) if launcher["name"] == "local" and wait else None
+    submissions, jobs = queue.start(slots) if queue else submit(plan)
     if submissions:
         ids = ", ".join(sorted({entry.job_id.split("_")[0] for entry in submissions}))
         print(f"submitted {len(submissions)} runs: job ids {ids}")
+    if queue and queue.waiting:
+        print(f"{len(queue.waiting)} more start as these end (launcher.array_parallelism={slots})")
+    elif launcher["name"] == "local" and len(submissions) > slots:
+        print(
+            f"wait=false: all {len(submissions)} local runs started at once (array_parallelism={slots} "
+            "holds only while the launcher waits)",
+            file=sys.stderr,
+        )
     print(where_to_look(uri, first.experiment, grid, list(hydra_cfg.overrides.task)))
-    wait = cfg.wait if cfg.wait is not None else launcher["name"] in ("local", "debug")
     if not wait:
         return 0
-    failures = wait_for(jobs, submissions, progress=cfg.progress and sys.stderr.isatty())
+    failures = wait_for(jobs, submissions, progress=cfg.progress and sys.stderr.isatty(), queue=queue)
     for line in failures:
         print(line, file=sys.stderr)
     table = render(summarize(grid_results(uri, first.experiment, grid)), cfg.table_format)

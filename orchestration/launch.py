@@ -31,6 +31,7 @@ from orchestration.tracking import ensure_experiment
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MAX_ARRAY_SIZE = 1001  # SLURM's default MaxArraySize
 FORCED_STATE_CHECK_S = 30.0  # while waiting, ask sacct directly this often
+LOCAL_CONTROLLER = "submitit.local._local"  # the module a local job's process runs
 # squeue states of jobs whose task is over (shown briefly while the job is cleaned up)
 ENDING_STATES = frozenset(
     {"COMPLETING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL"}
@@ -153,6 +154,25 @@ def live_slurm_jobs() -> dict[str, str]:
         raise RuntimeError(f"squeue failed ({result.returncode}): {result.stderr.strip()}")
     jobs = dict(line.split("|", 1) for line in result.stdout.split() if "|" in line)
     return {job_id: state for job_id, state in jobs.items() if state not in ENDING_STATES}
+
+
+def live_local_jobs(ledger: Mapping[str, Submission]) -> dict[str, str]:
+    """The ledger's local jobs whose process still runs: job id (the controller's PID) -> "RUNNING".
+
+    A PID counts only while its command line is submitit's local controller, so a reused PID is not taken
+    for a live job.
+    """
+    live = {}
+    for entry in ledger.values():
+        if entry.launcher != "local" or not entry.job_id.isdigit():
+            continue
+        try:
+            command = Path(f"/proc/{entry.job_id}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if LOCAL_CONTROLLER.encode() in command:
+            live[entry.job_id] = "RUNNING"
+    return live
 
 
 def cluster_max_array_size() -> int:
@@ -300,9 +320,29 @@ def submit(plan: Plan) -> tuple[list[Submission], list[submitit.Job]]:
     return submissions, jobs
 
 
+class LocalQueue:
+    """Local runs started at most ``slots`` at a time, the next as soon as a running one ends.
+
+    SLURM throttles an array itself (``array_parallelism``); on one machine the waiting launcher does it,
+    so a grid larger than the machine does not start every run at once.
+    """
+
+    def __init__(self, plan: Plan, slots: int):
+        self.plan = plan
+        self.slots = max(1, slots)
+        self.waiting = list(plan.to_submit)
+
+    def start(self, count: int) -> tuple[list[Submission], list[submitit.Job]]:
+        """Submit the next ``count`` waiting runs, each as its own local job."""
+        batch, self.waiting = self.waiting[:count], self.waiting[count:]
+        decisions = {spec.run_key: self.plan.decisions[spec.run_key] for spec in batch}
+        return submit(Plan(specs=batch, decisions=decisions, arrays=[[spec] for spec in batch]))
+
+
 def at_once(launcher: Mapping[str, Any], runs: int) -> int:
-    """How many runs of one array run at the same time: throttled on SLURM, all locally, one in debug."""
-    return {"slurm": min(runs, launcher["array_parallelism"]), "debug": 1}.get(launcher["name"], runs)
+    """How many runs of one array run at the same time: ``array_parallelism`` (locally while the launcher
+    waits, see LocalQueue), one in debug."""
+    return 1 if launcher["name"] == "debug" else min(runs, launcher["array_parallelism"])
 
 
 def array_summary(plan: Plan) -> list[dict[str, Any]]:
@@ -357,15 +397,22 @@ def format_plan(plan: Plan) -> str:
 
 
 def wait_for(
-    jobs: Sequence[submitit.Job], submissions: Sequence[Submission], progress: bool = True
+    jobs: Sequence[submitit.Job],
+    submissions: Sequence[Submission],
+    progress: bool = True,
+    queue: LocalQueue | None = None,
 ) -> list[str]:
-    """Block until every job ends (a bar over finished runs); returns one line per failed run."""
+    """Block until every job ends (a bar over finished runs); returns one line per failed run.
+
+    With a ``queue``, each run that ends frees a slot for the queue's next run.
+    """
     from tqdm import tqdm
 
     failures: list[str] = []
     pending = list(zip(jobs, submissions, strict=True))
+    total = len(pending) + (len(queue.waiting) if queue else 0)
     last_forced = time.monotonic()
-    with tqdm(total=len(pending), desc="runs finished", unit="run", disable=not progress) as bar:
+    with tqdm(total=total, desc="runs finished", unit="run", disable=not progress) as bar:
         while pending:
             # submitit's cached job states can lag by minutes (a job whose rank was killed leaves no
             # result file), so ask the scheduler itself every FORCED_STATE_CHECK_S
@@ -383,6 +430,9 @@ def wait_for(
                     bar.update(1)
                 else:
                     still.append((job, entry))
+            if queue is not None and len(still) < len(pending):
+                started, started_jobs = queue.start(len(pending) - len(still))
+                still += zip(started_jobs, started, strict=True)
             pending = still
             if pending:
                 time.sleep(1.0)

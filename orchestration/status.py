@@ -125,8 +125,8 @@ def run_state(
         return RunState.RUNNING
     if tracked is None and submission is None:
         return RunState.NOT_SUBMITTED
-    if submission is not None and submission.launcher != "slurm" and status == "RUNNING":
-        return RunState.RUNNING  # local jobs are not in any queue
+    if submission is not None and submission.launcher == "debug" and status == "RUNNING":
+        return RunState.RUNNING  # runs inside the launcher's own process
     return RunState.FAILED
 
 
