@@ -21,8 +21,7 @@ from orchestration.launch import (
     cluster_max_array_size,
     decide,
     format_plan,
-    live_local_jobs,
-    live_slurm_jobs,
+    live_jobs,
     make_plan,
     read_ledger,
     submit,
@@ -62,8 +61,7 @@ def run(cfg: DictConfig) -> int:
     statuses = {key: run.status for key, run in tracked_runs(uri, first.experiment, grid).items()}
     on_slurm = any(spec.launcher["name"] == "slurm" for spec in specs)
     ledger = read_ledger(first.config["output_root"], grid)
-    live = {**(live_slurm_jobs() if on_slurm else {}), **live_local_jobs(ledger)}
-    decisions = decide(specs, statuses, ledger, live)
+    decisions = decide(specs, statuses, ledger, live_jobs(ledger))
     max_array = launcher.get("max_array_size") or (cluster_max_array_size() if on_slurm else len(specs))
     plan = make_plan(specs, decisions, max_array)
     print(format_plan(plan))

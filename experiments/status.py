@@ -13,7 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from orchestration.grid import GridError, expand_configured_grid
-from orchestration.launch import live_local_jobs, live_slurm_jobs, read_ledger
+from orchestration.launch import live_jobs, read_ledger
 from orchestration.status import format_status, grid_status, tracked_runs, tracking_uri
 
 
@@ -29,9 +29,7 @@ def main(cfg: DictConfig) -> None:
     uri = tracking_uri(first.config)
     tracked = tracked_runs(uri, first.experiment, first.grid)
     ledger = read_ledger(first.config["output_root"], first.grid)
-    on_slurm = any(entry.launcher == "slurm" for entry in ledger.values())
-    live = {**(live_slurm_jobs() if on_slurm else {}), **live_local_jobs(ledger)}
-    cells = grid_status(specs, tracked, ledger, live, uri=uri, tail_lines=cfg.tail_lines)
+    cells = grid_status(specs, tracked, ledger, live_jobs(ledger), uri=uri, tail_lines=cfg.tail_lines)
     print(format_status(first.grid, cells))
 
 

@@ -175,6 +175,12 @@ def live_local_jobs(ledger: Mapping[str, Submission]) -> dict[str, str]:
     return live
 
 
+def live_jobs(ledger: Mapping[str, Submission]) -> dict[str, str]:
+    """The ledger's jobs still queued or running: SLURM's (asked only when it holds any) and local ones."""
+    on_slurm = any(entry.launcher == "slurm" for entry in ledger.values())
+    return {**(live_slurm_jobs() if on_slurm else {}), **live_local_jobs(ledger)}
+
+
 def cluster_max_array_size() -> int:
     """MaxArraySize of the cluster (from `scontrol show config`), or SLURM's default."""
     if shutil.which("scontrol") is None:
