@@ -71,7 +71,7 @@ def run(cfg: DictConfig) -> int:
 
     wait = cfg.wait if cfg.wait is not None else launcher["name"] in ("local", "debug")
     slots = launcher["array_parallelism"]
-    queue = LocalQueue(plan, slots) if launcher["name"] == "local" and wait else None
+    queue = LocalQueue(plan) if launcher["name"] == "local" and wait else None
     submissions, jobs = queue.start(slots) if queue else submit(plan)
     if submissions:
         ids = ", ".join(sorted({entry.job_id.split("_")[0] for entry in submissions}))

@@ -66,7 +66,14 @@ SEED_KEY = "training.seed"
 TYPED_KEYS = frozenset(
     f"{name}.{f.name}" for name, kind in SECTIONS.items() for f in dataclasses.fields(kind)
 )
-LAUNCHER_INTS = ("nodes", "tasks_per_node", "gpus_per_node", "cpus_per_task", "timeout_min")
+LAUNCHER_INTS = (
+    "nodes",
+    "tasks_per_node",
+    "gpus_per_node",
+    "cpus_per_task",
+    "timeout_min",
+    "array_parallelism",
+)
 
 
 class GridError(ValueError):

@@ -327,15 +327,14 @@ def submit(plan: Plan) -> tuple[list[Submission], list[submitit.Job]]:
 
 
 class LocalQueue:
-    """Local runs started at most ``slots`` at a time, the next as soon as a running one ends.
+    """Local runs started a few at a time (``start``), the next as soon as a running one ends.
 
     SLURM throttles an array itself (``array_parallelism``); on one machine the waiting launcher does it,
     so a grid larger than the machine does not start every run at once.
     """
 
-    def __init__(self, plan: Plan, slots: int):
+    def __init__(self, plan: Plan):
         self.plan = plan
-        self.slots = max(1, slots)
         self.waiting = list(plan.to_submit)
 
     def start(self, count: int) -> tuple[list[Submission], list[submitit.Job]]:

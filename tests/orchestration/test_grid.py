@@ -122,6 +122,15 @@ def test_structural_errors_are_collected_together(composer):
     assert len(caught.value.errors) == 3
 
 
+def test_launcher_counts_must_be_positive_integers(composer):
+    grid = toy_grid(base={"launcher.array_parallelism": 0, "launcher.nodes": "two"})
+    with pytest.raises(GridError) as caught:
+        expand_grid(grid, composer)
+    text = "\n".join(caught.value.errors)
+    assert "launcher.array_parallelism=0 must be an integer >= 1" in text
+    assert "launcher.nodes='two' must be an integer >= 1" in text
+
+
 def test_global_batch_must_split_over_ranks(composer):
     with pytest.raises(GridError, match="not divisible"):
         expand_grid(toy_grid(base={"launcher.tasks_per_node": 3}), composer)
