@@ -203,7 +203,8 @@ def test_start_recovers_from_a_crashed_run_in_the_same_folder(
         cluster = start_cluster(cluster.state_dir)
         assert wait_all_idle(cluster, timeout=5) == {node: (part, "idle") for node, part in NODES.items()}
         assert cluster.run("squeue", "-h").strip() == ""
-        job_id = cluster.run("sbatch", "--parsable", "-p", "multi", "-N", "2", "--wrap", "srun true").strip()
+        two_nodes = ["-p", "multi", "-N", "2", "-o", str(tmp_path / "two-node.out")]
+        job_id = cluster.run("sbatch", "--parsable", *two_nodes, "--wrap", "srun true").strip()
         assert cluster.wait_for_job(job_id) == "COMPLETED"
     finally:
         stop_cluster(cluster.state_dir)
