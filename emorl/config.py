@@ -43,7 +43,11 @@ def _at_least(errors: list[str], key: str, value: Any, low: float) -> None:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """EMORL architecture (spec §2–§3). ``K`` and the batch size are runtime properties of the model."""
+    """EMORL architecture (spec §2–§3). ``K`` and the batch size are runtime properties of the model.
+
+    ``refinement_batch_size`` is the B of the 1/B that the refinement input (the gradient of a batch-mean
+    loss) carries in training, whatever the world size; the reference's is its per-GPU batch.
+    """
 
     K: int = 4
     z_size: int = 64
@@ -56,6 +60,7 @@ class ModelConfig:
     log_scale: float = math.log(0.1)
     input_size: tuple[int, int, int] = (3, 64, 64)
     loss_weights: Literal["code", "paper"] = "code"
+    refinement_batch_size: int = 32
 
     def problems(self, prefix: str = "model") -> list[str]:
         errors: list[str] = []
@@ -63,6 +68,7 @@ class ModelConfig:
         _at_least(errors, f"{prefix}.z_size", self.z_size, 1)
         _at_least(errors, f"{prefix}.stochastic_layers", self.stochastic_layers, 0)
         _at_least(errors, f"{prefix}.refinement_steps", self.refinement_steps, 0)
+        _at_least(errors, f"{prefix}.refinement_batch_size", self.refinement_batch_size, 1)
         _choice(errors, f"{prefix}.prior", self.prior, PRIORS)
         _choice(errors, f"{prefix}.decoder", self.decoder, DECODERS)
         _choice(errors, f"{prefix}.likelihood", self.likelihood, LIKELIHOODS)

@@ -365,7 +365,7 @@ def train(
                     global_step=step,
                     kl_beta=run.kl_beta,
                     noise=noise,
-                    refinement_batch_size=cfg.training.batch_size,
+                    refinement_batch_size=cfg.model.refinement_batch_size,
                 )
             out.total_loss.backward()
             out = out.detach()  # keep the values for logging, let the graph go before the next forward

@@ -62,23 +62,46 @@ def run_ranks(config: dict, world_size: int) -> list[dict]:
     return results
 
 
-def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tetrominoes_root: Path, tmp_path: Path):
-    # With refinement: each rank's refinement network sees the gradient of the *global* batch-mean loss
-    # (the reference uses its local mean, so its ranks refine differently from one process).
-    refinement = {"iters": 6, "refinement_curriculum": [[-1, 2]]}
-    single = toy_config(tetrominoes_root, tmp_path / "single", **refinement)
-    double = toy_config(tetrominoes_root, tmp_path / "double", **refinement)
-    run_ranks(single, world_size=1)
-    ranks = run_ranks(double, world_size=2)
+def _train(
+    tetrominoes_root: Path, out: Path, refinement_batch_size: int, world_size: int
+) -> tuple[dict, list]:
+    """Train the toy config with refinement on ``world_size`` gloo ranks: (final checkpoint, rank results)."""
+    config = toy_config(tetrominoes_root, out, iters=6, refinement_curriculum=[[-1, 2]])
+    config["model"]["refinement_batch_size"] = refinement_batch_size
+    ranks = run_ranks(config, world_size=world_size)
+    return load_checkpoint(out / "checkpoints" / "step-00000006.pt"), ranks
 
-    one = load_checkpoint(tmp_path / "single" / "checkpoints" / "step-00000006.pt")
-    two = load_checkpoint(tmp_path / "double" / "checkpoints" / "step-00000006.pt")
+
+def _assert_same_training(one: dict, two: dict) -> None:
     assert two["world_size"] == 2
     for name, value in one["model"].items():
         torch.testing.assert_close(two["model"][name], value, rtol=1e-4, atol=1e-5, msg=name)
     torch.testing.assert_close(two["geco"]["C_ema"], one["geco"]["C_ema"], rtol=1e-5, atol=1e-3)
     torch.testing.assert_close(two["geco"]["beta"], one["geco"]["beta"], rtol=1e-6, atol=1e-7)
 
+
+def test_two_gloo_ranks_match_one_process_with_the_per_gpu_refinement_constant(
+    tetrominoes_root: Path, tmp_path: Path
+):
+    # model.refinement_batch_size = the per-rank batch (2 of the global 4), as the reference's runs use:
+    # 1 process and 2 ranks refine by the same constant, so they train alike.
+    one, _ = _train(tetrominoes_root, tmp_path / "single", refinement_batch_size=2, world_size=1)
+    two, ranks = _train(tetrominoes_root, tmp_path / "double", refinement_batch_size=2, world_size=2)
+    _assert_same_training(one, two)
     geco_keys = ("train/geco_beta", "train/geco_C_ema")
     assert [ranks[0]["metrics"][key] for key in geco_keys] == [ranks[1]["metrics"][key] for key in geco_keys]
     assert ranks[0]["metrics"]["train/geco_beta"] != 0.55, "GECO should have stepped within the run"
+
+
+def test_the_global_batch_as_refinement_constant_is_the_old_behaviour_and_differs(
+    tetrominoes_root: Path, tmp_path: Path
+):
+    # refinement_batch_size = the global batch (4) is what the trainer did before the constant existed:
+    # ranks still match one process, and the constant measurably changes training.
+    one, _ = _train(tetrominoes_root, tmp_path / "single", refinement_batch_size=4, world_size=1)
+    two, _ = _train(tetrominoes_root, tmp_path / "double", refinement_batch_size=4, world_size=2)
+    _assert_same_training(one, two)
+    per_gpu, _ = _train(tetrominoes_root, tmp_path / "per_gpu", refinement_batch_size=2, world_size=1)
+    refinement = [name for name in one["model"] if name.startswith("refinement.")]
+    differences = [(per_gpu["model"][name] - one["model"][name]).abs().max().item() for name in refinement]
+    assert max(differences) > 1e-6
