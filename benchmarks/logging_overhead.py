@@ -52,6 +52,9 @@ class TimedLogger:
     def log_image(self, key: str, image: np.ndarray, step: int) -> None:
         self._timed("log_image", key, image, step)
 
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        self._timed("set_tags", tags)
+
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self._timed("log_artifact", path, artifact_path)
 

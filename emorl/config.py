@@ -183,7 +183,7 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Evaluation (spec §7–§9)."""
+    """Evaluation (spec §7–§9). ``diagnosis_*`` are the collapse check's thresholds (emorl.eval.diagnosis)."""
 
     num_images: int = 320
     batch_size: int = 32
@@ -194,6 +194,11 @@ class EvalConfig:
     traversal_steps: int = 8
     gif_top_k: int = 10
     output_dir: str = "outputs/eval"
+    diagnosis_fg_share: float = 0.05
+    diagnosis_max_fg_ari: float = 0.2
+    diagnosis_max_fg_slots: float = 1.5
+    diagnosis_min_mask_entropy: float = 0.9
+    diagnosis_min_segmenting_fg_ari: float = 0.5
 
     def problems(self, prefix: str = "eval") -> list[str]:
         errors: list[str] = []
@@ -202,6 +207,15 @@ class EvalConfig:
         _at_least(errors, f"{prefix}.refinement_steps", self.refinement_steps, 0)
         if self.num_slots is not None:
             _at_least(errors, f"{prefix}.num_slots", self.num_slots, 1)
+        for key in ("diagnosis_fg_share", "diagnosis_max_fg_ari", "diagnosis_min_mask_entropy"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                errors.append(f"{prefix}.{key}={getattr(self, key)!r} must lie in [0, 1]")
+        _at_least(errors, f"{prefix}.diagnosis_max_fg_slots", self.diagnosis_max_fg_slots, 0.0)
+        if self.diagnosis_min_segmenting_fg_ari < self.diagnosis_max_fg_ari:
+            errors.append(
+                f"{prefix}.diagnosis_min_segmenting_fg_ari={self.diagnosis_min_segmenting_fg_ari!r} must be "
+                f">= {prefix}.diagnosis_max_fg_ari={self.diagnosis_max_fg_ari!r}"
+            )
         return errors
 
 

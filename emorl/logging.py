@@ -25,7 +25,10 @@ class Logger(Protocol):
         """Record scalar metrics (plain floats; the caller has already synchronised them)."""
 
     def log_image(self, key: str, image: np.ndarray, step: int) -> None:
-        """Record an ``[H, W, 3]`` uint8 picture, e.g. ``train/reconstruction``."""
+        """Record an ``[H, W, 3]`` uint8 picture, e.g. ``train/examples``."""
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        """Label the run, e.g. ``diagnosis=collapsed`` (a later value replaces an earlier one)."""
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         """Attach a file or folder (checkpoint, GIF, results.json) to the run."""
@@ -63,6 +66,11 @@ class ConsoleLogger:
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(path)
 
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        from tqdm import tqdm
+
+        tqdm.write("  ".join(f"{key}: {value}" for key, value in tags.items()), file=self.stream)
+
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         pass
 
@@ -87,6 +95,10 @@ class LoggerGroup:
     def log_image(self, key: str, image: np.ndarray, step: int) -> None:
         for logger in self.loggers:
             logger.log_image(key, image, step)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        for logger in self.loggers:
+            logger.set_tags(tags)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         for logger in self.loggers:

@@ -59,6 +59,11 @@ VOLATILE_KEYS = frozenset(
         "training.checkpoint_every_minutes",
         "training.keep_checkpoints",
         "eval.output_dir",
+        "eval.diagnosis_fg_share",
+        "eval.diagnosis_max_fg_ari",
+        "eval.diagnosis_max_fg_slots",
+        "eval.diagnosis_min_mask_entropy",
+        "eval.diagnosis_min_segmenting_fg_ari",
     }
 )
 SEED_KEY = "training.seed"

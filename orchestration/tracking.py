@@ -28,7 +28,7 @@ import numpy as np
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
-from mlflow.entities import Metric, Param, RunStatus
+from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -142,11 +142,12 @@ class _Pending:
 
     metrics: list[Metric] = field(default_factory=list)
     params: list[Param] = field(default_factory=list)
+    tags: list[RunTag] = field(default_factory=list)
     artifacts: list[tuple[str, str | None]] = field(default_factory=list)
     status: str | None = None
 
     def empty(self) -> bool:
-        return not (self.metrics or self.params or self.artifacts or self.status)
+        return not (self.metrics or self.params or self.tags or self.artifacts or self.status)
 
 
 class MLflowLogger:
@@ -194,6 +195,9 @@ class MLflowLogger:
         Image.fromarray(image).save(path)
         self._queue.put(("artifacts", [(str(path), f"images/{key.rsplit('/', 1)[0]}")]))
 
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        self._queue.put(("tags", [RunTag(key, str(value)) for key, value in tags.items()]))
+
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self._queue.put(("artifacts", [(str(path), artifact_path)]))
 
@@ -240,6 +244,8 @@ class MLflowLogger:
             self._pending.metrics.extend(payload)
         elif kind == "params":
             self._pending.params.extend(payload)
+        elif kind == "tags":
+            self._pending.tags.extend(payload)
         elif kind == "artifacts":
             self._pending.artifacts.extend(payload)
         elif kind == "status":
@@ -255,6 +261,9 @@ class MLflowLogger:
             while pending.metrics:
                 self._client.log_batch(self.run_id, metrics=pending.metrics[:MAX_METRICS_PER_BATCH])
                 del pending.metrics[:MAX_METRICS_PER_BATCH]
+            while pending.tags:
+                self._client.log_batch(self.run_id, tags=pending.tags[:MAX_PARAMS_PER_BATCH])
+                del pending.tags[:MAX_PARAMS_PER_BATCH]
             while pending.artifacts:
                 local_path, artifact_path = pending.artifacts[0]
                 if Path(local_path).is_dir():
@@ -315,6 +324,8 @@ class MLflowLogger:
                 spool.write(json.dumps({**record, "step": metric.step}) + "\n")
             for param in pending.params:
                 spool.write(json.dumps({"param": param.key, "value": param.value}) + "\n")
+            for tag in pending.tags:
+                spool.write(json.dumps({"tag": tag.key, "value": tag.value}) + "\n")
             for local_path, artifact_path in pending.artifacts:
                 spool.write(json.dumps({"artifact": local_path, "artifact_path": artifact_path}) + "\n")
             if pending.status is not None:
@@ -340,8 +351,11 @@ def replay_spool(path: str | Path, tracking_uri: str) -> int:
     client = MlflowClient(tracking_uri)
     metrics = [Metric(r["metric"], r["value"], r["timestamp"], r["step"]) for r in records if "metric" in r]
     params = [Param(r["param"], r["value"]) for r in records if "param" in r]
+    tags = [RunTag(r["tag"], r["value"]) for r in records if "tag" in r]
     for start in range(0, len(params), MAX_PARAMS_PER_BATCH):
         client.log_batch(run_id, params=params[start : start + MAX_PARAMS_PER_BATCH])
+    for start in range(0, len(tags), MAX_PARAMS_PER_BATCH):
+        client.log_batch(run_id, tags=tags[start : start + MAX_PARAMS_PER_BATCH])
     for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
         client.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH])
     for record in records:

@@ -19,6 +19,7 @@ import torch
 
 from emorl.config import ExperimentConfig
 from emorl.data.layout import dataset_spec
+from emorl.eval.diagnosis import diagnose_metrics
 from emorl.eval.disentanglement import (
     DCI_METRICS,
     activeness,
@@ -57,7 +58,8 @@ def evaluate(
     """Run ``eval_type`` on the test split of ``cfg.data``; write ``out_dir/results.json`` and return it.
 
     With a logger, the metric means go out as ``eval/<metric>`` at the checkpoint's step and ``out_dir`` as
-    artifacts under ``eval/<eval_type>``.
+    artifacts under ``eval/<eval_type>``; where segmentation was scored, the collapse check's verdict
+    (``emorl.eval.diagnosis``) goes into results.json and the run's ``diagnosis`` tag.
     """
     if eval_type not in RUNNERS:
         raise ValueError(f"unknown eval type {eval_type!r} (known: {', '.join(EVAL_TYPES)})")
@@ -65,7 +67,8 @@ def evaluate(
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.eval.seed)
     metrics, per_image = RUNNERS[eval_type](loaded, cfg, out_dir, progress)
-    results = write_results(out_dir, eval_type, loaded.step, metrics, per_image)
+    diagnosis = diagnose_metrics(metrics, cfg.eval)
+    results = write_results(out_dir, eval_type, loaded.step, metrics, per_image, diagnosis)
     log_results(logger, results, out_dir)
     return results
 

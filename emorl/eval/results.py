@@ -2,7 +2,8 @@
 
 ``results.json`` maps each metric to ``{"mean", "std", "n"}`` (NaN values, e.g. images without foreground
 objects for mBO, are left out of all three), plus ``per_image`` (the CSV file with one row per test image,
-so means, standard deviations and bootstrap intervals can be recomputed), ``eval_type`` and ``step``.
+so means, standard deviations and bootstrap intervals can be recomputed), ``eval_type``, ``step`` and,
+where segmentation was scored, ``diagnosis`` (label and reason; tagged on the run as ``diagnosis``).
 When a logger is given the means go out as metrics ``eval/<metric>`` (standard deviations as
 ``eval/<metric>_std``) at the checkpoint's step, and the output folder as artifacts under ``eval/<type>``.
 """
@@ -18,10 +19,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from emorl.eval.diagnosis import Diagnosis
 from emorl.logging import Logger
 
 RESULTS_FILE = "results.json"
 PER_IMAGE_FILE = "per_image.csv"
+DIAGNOSIS_TAG = (
+    "diagnosis"  # the run tag holding the collapse check's label (segmenting | collapsed | partial)
+)
 
 
 def summarise(values: np.ndarray | list[float]) -> dict[str, float | int | None]:
@@ -44,11 +49,14 @@ def write_results(
     step: int,
     metrics: Mapping[str, Mapping[str, Any]],
     per_image: Mapping[str, np.ndarray] | None = None,
+    diagnosis: Diagnosis | None = None,
 ) -> dict[str, Any]:
     """Write ``results.json`` (fresh, never appended) and, if given, ``per_image.csv``; return the dict."""
     out_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"eval_type": eval_type, "step": step}
     results.update({name: dict(entry) for name, entry in metrics.items()})
+    if diagnosis is not None:
+        results["diagnosis"] = {"label": diagnosis.label, "reason": diagnosis.reason}
     if per_image is not None:
         table = pd.DataFrame({key: np.asarray(value) for key, value in per_image.items()})
         table.index.name = "image"
@@ -71,4 +79,7 @@ def log_results(logger: Logger | None, results: Mapping[str, Any], out_dir: Path
         if entry.get("std") is not None:
             scalars[f"eval/{name}_std"] = float(entry["std"])
     logger.log_metrics(scalars, step=int(results["step"]))
+    if "diagnosis" in results:
+        diagnosis = results["diagnosis"]
+        logger.set_tags({DIAGNOSIS_TAG: diagnosis["label"], f"{DIAGNOSIS_TAG}_reason": diagnosis["reason"]})
     logger.log_artifact(out_dir, artifact_path=f"eval/{results['eval_type']}")

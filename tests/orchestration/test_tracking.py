@@ -48,11 +48,14 @@ def test_logger_delivers_params_metrics_images_and_status(mlflow_server: str, tm
     artifact = tmp_path / "step-00000050.pt"
     artifact.write_bytes(b"weights")
     logger.log_artifact(artifact, "checkpoints")
+    logger.set_tags({"diagnosis": "collapsed"})
+    logger.set_tags({"diagnosis": "segmenting"})
     logger.close("FINISHED")
 
     client = MlflowClient(mlflow_server)
     run = client.get_run(run_id)
     assert run.data.params == {"training.lr": "0.0004", "model.K": "4"}
+    assert run.data.tags["diagnosis"] == "segmenting"
     assert metric_steps(mlflow_server, run_id, "train/nll") == list(range(1, 51))
     assert [a.path for a in client.list_artifacts(run_id, "images/train")] == [
         "images/train/train_reconstruction_00000050.png"
@@ -102,6 +105,7 @@ def test_unreachable_at_close_spools_then_replays(mlflow_server_control, tmp_pat
     logger.log_params({"seed": 3})
     for step in range(1, 6):
         logger.log_metrics({"train/nll": float(step)}, step)
+    logger.set_tags({"diagnosis": "collapsed"})
     logger.close("FINISHED", timeout_s=3)
     spool = tmp_path / f"{run_id}.jsonl"
     assert spool.is_file()
@@ -109,6 +113,7 @@ def test_unreachable_at_close_spools_then_replays(mlflow_server_control, tmp_pat
     replay_spool(spool, server.uri)
     assert metric_steps(server.uri, run_id, "train/nll") == [1, 2, 3, 4, 5]
     assert MlflowClient(server.uri).get_run(run_id).data.params == {"seed": "3"}
+    assert MlflowClient(server.uri).get_run(run_id).data.tags["diagnosis"] == "collapsed"
     assert run_status(run_id, server.uri) == "FINISHED"
 
 
