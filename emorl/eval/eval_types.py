@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from emorl.config import ExperimentConfig
 from emorl.data.layout import dataset_spec
@@ -37,11 +38,14 @@ from emorl.eval.scores import score_images
 from emorl.eval.segmentation import predicted_label_map, true_label_map, upsample_masks_to_crop
 from emorl.eval.traversal import traverse
 from emorl.logging import Logger
+from emorl.pictures import example_grid
 from emorl.train.checkpoint import LoadedRun
 
 EVAL_TYPES = ("ari_mse_kl", "disentanglement", "gifs", "figures")
 DCI_ESTIMATORS = 100  # scikit-learn's default, as in disentanglement_lib
 GIF_FPS = 4.0
+EXAMPLES = 8  # test images in ``examples.png``
+EXAMPLES_FILE = "examples.png"
 
 Metrics = dict[str, dict[str, Any]]
 PerImage = dict[str, np.ndarray] | None
@@ -76,9 +80,25 @@ def evaluate(
 def run_ari_mse_kl(
     loaded: LoadedRun, cfg: ExperimentConfig, out_dir: Path, progress: bool
 ) -> tuple[Metrics, PerImage]:
-    """FG-ARI, ARI, mBO, MSE, KL and ELBO KL per image over the first ``eval.num_images`` test images."""
+    """FG-ARI, ARI, mBO, MSE, KL and ELBO KL per image over the first ``eval.num_images`` test images,
+    and ``examples.png``: the first test images, their reconstructions, segmentations and slots."""
     values = score_images(loaded, cfg, progress)
+    Image.fromarray(examples_picture(loaded, cfg)).save(out_dir / EXAMPLES_FILE)
     return {name: summarise(column) for name, column in values.items()}, values
+
+
+def examples_picture(loaded: LoadedRun, cfg: ExperimentConfig, count: int = EXAMPLES) -> np.ndarray:
+    """``emorl.pictures.example_grid`` of the first ``count`` test images, with their true segmentation."""
+    columns: dict[str, list[torch.Tensor]] = {"imgs": [], "means": [], "masks": [], "labels": []}
+    count = min(count, cfg.eval.num_images)
+    for batch in test_batches(cfg, count, model_device(loaded), masks=True, progress=False):
+        output = infer(loaded, cfg, batch["imgs"])
+        columns["imgs"].append(batch["imgs"])
+        columns["means"].append(output.means[-1])
+        columns["masks"].append(output.log_masks[-1].exp())
+        columns["labels"].append(true_label_map(batch["masks"]))
+    images, means, masks, labels = (torch.cat(columns[key]) for key in ("imgs", "means", "masks", "labels"))
+    return example_grid(images, means, masks, labels, count=count)
 
 
 def _activeness(

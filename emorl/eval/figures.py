@@ -11,16 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-
-def slot_colours(slots: int) -> np.ndarray:
-    """One distinct RGB colour in [0, 1] per slot, ``[K, 3]`` (tab10, or tab20 beyond 10 slots)."""
-    palette = matplotlib.colormaps["tab10" if slots <= 10 else "tab20"]
-    return np.array([palette(k % palette.N)[:3] for k in range(slots)])
+from emorl.pictures import slot_colours
 
 
 def stage_names(stochastic_layers: int, refinement_steps: int, stages: int) -> list[str]:

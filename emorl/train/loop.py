@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from emorl.config import ExperimentConfig, flatten_config
 from emorl.logging import Logger
+from emorl.pictures import example_grid
 from emorl.train.checkpoint import (
     CHECKPOINT_DIR,
     check_resume_config,
@@ -237,26 +238,10 @@ def average_gradients_and_flags(
     return flat[offset:]
 
 
-def _strip(images: torch.Tensor) -> np.ndarray:
-    """``[K, C, H, W]`` in [0, 1] → one ``[H, K·W, 3]`` uint8 picture (grey for one channel)."""
-    images = images.detach().float().clamp(0, 1).cpu()
-    if images.shape[1] == 1:
-        images = images.expand(-1, 3, -1, -1)
-    picture = torch.cat(list(images), dim=2)  # [3, H, K*W]
-    return (picture.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-
-
 def training_images(images: torch.Tensor, out: Any) -> dict[str, np.ndarray]:
-    """Pictures of batch element 0 (spec §5.5): input, reconstruction, slot components, masks, attention."""
-    pictures = {
-        "train/input": _strip((images[:1] + 1) / 2),
-        "train/reconstruction": _strip(out.reconstruction[:1]),
-        "train/components": _strip(out.means[-1][0]),
-        "train/masks": _strip(out.log_masks[-1][0].exp()),
-    }
-    if out.attention:
-        pictures["train/attention"] = _strip(out.attention[-1][0])
-    return pictures
+    """One labelled picture of the batch's first examples (spec §5.5): input, reconstruction, segmentation
+    and every slot's component × mask, upscaled nearest-neighbour (``emorl.pictures``)."""
+    return {"train/examples": example_grid(images, out.means[-1], out.log_masks[-1].exp())}
 
 
 def _interactive() -> bool:

@@ -16,6 +16,7 @@ import torch
 from emorl.eval import EVAL_TYPES, evaluate
 from emorl.eval.disentanglement import activeness, latent_ranges
 from emorl.logging import ConsoleLogger
+from emorl.pictures import GAP, LABEL_WIDTH
 from emorl.train.checkpoint import LoadedRun
 
 
@@ -28,6 +29,15 @@ def test_ari_mse_kl_keeps_per_image_values(tiny_run: LoadedRun, tmp_path: Path):
         assert results[name]["n"] == table[name].notna().sum()
         assert results[name]["mean"] == pytest.approx(table[name].mean())
     assert table["fg_ari"].between(-1, 1).all() and (table["mse"] >= 0).all() and (table["kl"] >= 0).all()
+
+
+def test_ari_mse_kl_draws_eight_test_images_with_their_true_segmentation(tiny_run: LoadedRun, tmp_path: Path):
+    evaluate(tiny_run, "ari_mse_kl", tiny_run.config, tmp_path)
+    picture = iio.imread(tmp_path / "examples.png")
+    size = tiny_run.config.model.input_size[1]
+    side = size * -(-96 // size)
+    rows = 4 + tiny_run.config.model.K  # input, reconstruction, segmentation, ground truth, slots
+    assert picture.shape == (GAP + rows * (side + GAP), LABEL_WIDTH + GAP + 8 * (side + GAP), 3)
 
 
 def test_ari_mse_kl_sends_means_to_the_logger(tiny_run: LoadedRun, tmp_path: Path):

@@ -69,7 +69,7 @@ def test_finished_run_has_params_metrics_images_and_checkpoint(mlflow_server, te
     assert run.data.params["training.lr"] == "0.0004"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train/nll")] == [2, 4]
     images = [a.path for a in client.list_artifacts(run.info.run_id, "images/train")]
-    assert "images/train/train_reconstruction_00000004.png" in images
+    assert "images/train/train_examples_00000004.png" in images
     assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")] == [
         "checkpoints/step-00000004.pt"
     ]
