@@ -15,11 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin
 
+from emorl.data.layout import DATASETS as DATASET_SPECS
+
 PRIORS = ("reversed_plusplus", "reversed", "bottom_up")
 DECODERS = ("iodine", "big", "small")
 LIKELIHOODS = ("gmm", "gaussian")
 LOSS_WEIGHTS = ("code", "paper")
-DATASETS = ("tetrominoes", "multi_dsprites", "clevr6")
+DATASETS = tuple(DATASET_SPECS)  # every dataset of the reference layout (emorl.data.layout)
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -47,6 +49,7 @@ class ModelConfig:
 
     ``refinement_batch_size`` is the B of the 1/B that the refinement input (the gradient of a batch-mean
     loss) carries in training, whatever the world size; the reference's is its per-GPU batch.
+    ``init_gain`` is the Xavier-normal gain of the layers the reference initialises with gain 0.02.
     """
 
     K: int = 4
@@ -61,6 +64,7 @@ class ModelConfig:
     input_size: tuple[int, int, int] = (3, 64, 64)
     loss_weights: Literal["code", "paper"] = "code"
     refinement_batch_size: int = 32
+    init_gain: float = 0.02
 
     def problems(self, prefix: str = "model") -> list[str]:
         errors: list[str] = []
@@ -69,6 +73,8 @@ class ModelConfig:
         _at_least(errors, f"{prefix}.stochastic_layers", self.stochastic_layers, 0)
         _at_least(errors, f"{prefix}.refinement_steps", self.refinement_steps, 0)
         _at_least(errors, f"{prefix}.refinement_batch_size", self.refinement_batch_size, 1)
+        if not isinstance(self.init_gain, int | float) or self.init_gain <= 0:
+            errors.append(f"{prefix}.init_gain={self.init_gain!r} must be a number > 0")
         _choice(errors, f"{prefix}.prior", self.prior, PRIORS)
         _choice(errors, f"{prefix}.decoder", self.decoder, DECODERS)
         _choice(errors, f"{prefix}.likelihood", self.likelihood, LIKELIHOODS)
@@ -85,7 +91,7 @@ class ModelConfig:
 class DataConfig:
     """Which Multi-Object dataset to read and how (spec §1)."""
 
-    name: Literal["tetrominoes", "multi_dsprites", "clevr6"] = "tetrominoes"
+    name: str = "tetrominoes"
     root: str = "data"
     masks: bool = False
     factors: bool = False
@@ -242,14 +248,18 @@ class ExperimentConfig:
         errors: list[str] = []
         for name in SECTIONS:
             errors += getattr(self, name).problems(name)
-        if self.model.input_size[1] != {"tetrominoes": 35, "multi_dsprites": 64}.get(
-            self.data.name, self.data.clevr_resolution or self.model.input_size[1]
-        ):
+        if self.model.input_size[1] != self._image_side():
             errors.append(
                 f"model.input_size={list(self.model.input_size)} does not match the images of "
                 f"data.name={self.data.name!r} (clevr_resolution={self.data.clevr_resolution})"
             )
         return errors
+
+    def _image_side(self) -> int:
+        """The side of the images the model reads: CLEVR's resize target, else the dataset's own size."""
+        if self.data.clevr_resolution is not None or self.data.name not in DATASET_SPECS:
+            return self.data.clevr_resolution or self.model.input_size[1]
+        return DATASET_SPECS[self.data.name].image_size[0]
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> ExperimentConfig:

@@ -20,6 +20,11 @@ tetrominoes
     ``factors`` [N, 4, 7]: ``x, y`` (piece centre in pixels: column, row), ``shape`` (1..17, the
     shape/orientation), ``color_r, color_g, color_b`` (in [0, 1], one of 6 colours), ``visibility``.
 
+mini_tetrominoes (ours, no reference counterpart)
+    Files ``mini_tetrominoes.h5`` (``train``) and ``mini_tetrominoes_test.h5`` (``test``): ``tetrominoes``
+    reduced to 16×16 images with 2 pieces of 2-px blocks in different colours, for fast discovery runs.
+    ``imgs`` [N, 16, 16, 3]; ``masks`` [N, 3, 16, 16, 1]; ``factors`` [N, 3, 7] as in tetrominoes.
+
 multi_dsprites (colored on grayscale)
     Files ``multi_dsprites_colored_on_grayscale.h5`` (``train``) and
     ``multi_dsprites_colored_on_grayscale_test.h5`` (``test``).
@@ -84,6 +89,14 @@ DATASETS: dict[str, DatasetSpec] = {
             test_file="tetrominoes_test.h5",
             image_size=(35, 35),
             max_entities=4,
+            factor_names=("x", "y", "shape", "color_r", "color_g", "color_b", "visibility"),
+        ),
+        DatasetSpec(
+            name="mini_tetrominoes",
+            train_file="mini_tetrominoes.h5",
+            test_file="mini_tetrominoes_test.h5",
+            image_size=(16, 16),
+            max_entities=3,
             factor_names=("x", "y", "shape", "color_r", "color_g", "color_b", "visibility"),
         ),
         DatasetSpec(

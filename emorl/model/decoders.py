@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from emorl.model.coordinates import PositionalEmbedding
-from emorl.model.init import xavier_init_
+from emorl.model.init import XAVIER_GAIN, xavier_init_
 
 OUTPUT_CHANNELS = 4  # RGB + mask logit
 BIG_DECODER_GRID = 6
@@ -27,12 +27,12 @@ BIG_DECODER_OUTPUT = 96
 class BroadcastDecoder(nn.Module):
     """Tile z over a grid, add Linear(4 → D)(coordinates), run ``layers``: RGB means and mask logits."""
 
-    def __init__(self, z_size: int, grid_size: int, layers: list[nn.Module]):
+    def __init__(self, z_size: int, grid_size: int, layers: list[nn.Module], init_gain: float = XAVIER_GAIN):
         super().__init__()
         self.grid_size = grid_size
         self.position = PositionalEmbedding(grid_size, z_size)
         self.layers = nn.Sequential(*layers)
-        xavier_init_(self)
+        xavier_init_(self, gain=init_gain)
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """z [B, K, D] → (means [B, K, 3, H, W] in [0, 1], mask logits [B, K, 1, H, W])."""
@@ -79,25 +79,25 @@ class BroadcastDecoder(nn.Module):
         return hidden.permute(0, 3, 1, 2) if channels_last else hidden  # [N, O, H', W']
 
 
-def iodine_decoder(z_size: int, image_size: int) -> BroadcastDecoder:
+def iodine_decoder(z_size: int, image_size: int, init_gain: float = XAVIER_GAIN) -> BroadcastDecoder:
     """(H+10)² grid, five unpadded 3×3 convs with ELU (IODINE's decoder; CLEVR and Multi-dSprites)."""
     layers: list[nn.Module] = [nn.Conv2d(z_size, 64, 3), nn.ELU(inplace=True)]
     for _ in range(3):
         layers += [nn.Conv2d(64, 64, 3), nn.ELU(inplace=True)]
     layers.append(nn.Conv2d(64, OUTPUT_CHANNELS, 3))
-    return BroadcastDecoder(z_size, image_size + 10, layers)
+    return BroadcastDecoder(z_size, image_size + 10, layers, init_gain)
 
 
-def small_decoder(z_size: int, image_size: int) -> BroadcastDecoder:
+def small_decoder(z_size: int, image_size: int, init_gain: float = XAVIER_GAIN) -> BroadcastDecoder:
     """(H+6)² grid, three 5×5 convs (pad 1) with ReLU, then a 3×3 conv (Tetrominoes)."""
     layers: list[nn.Module] = [nn.Conv2d(z_size, 32, 5, padding=1), nn.ReLU(inplace=True)]
     for _ in range(2):
         layers += [nn.Conv2d(32, 32, 5, padding=1), nn.ReLU(inplace=True)]
     layers.append(nn.Conv2d(32, OUTPUT_CHANNELS, 3, padding=1))
-    return BroadcastDecoder(z_size, image_size + 6, layers)
+    return BroadcastDecoder(z_size, image_size + 6, layers, init_gain)
 
 
-def big_decoder(z_size: int, image_size: int) -> BroadcastDecoder:
+def big_decoder(z_size: int, image_size: int, init_gain: float = XAVIER_GAIN) -> BroadcastDecoder:
     """6² grid, four stride-2 5×5 transposed convs to 96², two stride-1 ones (Slot Attention's decoder)."""
     if image_size != BIG_DECODER_OUTPUT:
         raise ValueError(
@@ -114,14 +114,16 @@ def big_decoder(z_size: int, image_size: int) -> BroadcastDecoder:
         nn.ReLU(inplace=True),
         nn.ConvTranspose2d(64, OUTPUT_CHANNELS, 3, padding=1),
     ]
-    return BroadcastDecoder(z_size, BIG_DECODER_GRID, layers)
+    return BroadcastDecoder(z_size, BIG_DECODER_GRID, layers, init_gain)
 
 
 DECODERS = {"iodine": iodine_decoder, "small": small_decoder, "big": big_decoder}
 
 
-def build_decoder(name: str, z_size: int, image_size: int) -> BroadcastDecoder:
+def build_decoder(
+    name: str, z_size: int, image_size: int, init_gain: float = XAVIER_GAIN
+) -> BroadcastDecoder:
     """The decoder called ``name`` for square images of side ``image_size``."""
     if name not in DECODERS:
         raise ValueError(f"unknown decoder {name!r} (allowed: {', '.join(DECODERS)})")
-    return DECODERS[name](z_size, image_size)
+    return DECODERS[name](z_size, image_size, init_gain)

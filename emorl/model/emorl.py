@@ -83,10 +83,11 @@ class EMORL(nn.Module):
             raise ConfigError(problems)
         self.cfg = cfg
         image_size = cfg.input_size[1]
-        self.hvae = BottomUpInference(image_size, cfg.z_size, cfg.stochastic_layers, cfg.dual_gru)
-        self.prior = HierarchicalPrior(cfg.z_size) if cfg.stochastic_layers >= 2 else None
-        self.decoder = build_decoder(cfg.decoder, cfg.z_size, image_size)
-        self.refinement = RefinementNetwork(cfg.z_size)
+        gain = cfg.init_gain
+        self.hvae = BottomUpInference(image_size, cfg.z_size, cfg.stochastic_layers, cfg.dual_gru, gain)
+        self.prior = HierarchicalPrior(cfg.z_size, init_gain=gain) if cfg.stochastic_layers >= 2 else None
+        self.decoder = build_decoder(cfg.decoder, cfg.z_size, image_size, gain)
+        self.refinement = RefinementNetwork(cfg.z_size, init_gain=gain)
         self.negative_log_likelihood = LIKELIHOODS[cfg.likelihood]
 
     def decode(self, z: Tensor) -> tuple[Tensor, Tensor]:

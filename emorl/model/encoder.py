@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from emorl.model.coordinates import PositionalEmbedding
-from emorl.model.init import xavier_init_
+from emorl.model.init import XAVIER_GAIN, xavier_init_
 
 ENCODER_WIDTH = 64
 
@@ -13,7 +13,7 @@ ENCODER_WIDTH = 64
 class ImageEncoder(nn.Module):
     """Maps images [B, 3, H, W] in [-1, 1] to tokens [B, H·W, 64]."""
 
-    def __init__(self, image_size: int, channels: int = ENCODER_WIDTH):
+    def __init__(self, image_size: int, channels: int = ENCODER_WIDTH, init_gain: float = XAVIER_GAIN):
         super().__init__()
         layers: list[nn.Module] = []
         for in_channels in (3, channels, channels, channels):
@@ -23,7 +23,9 @@ class ImageEncoder(nn.Module):
         self.mlp = nn.Sequential(
             nn.LayerNorm(channels), nn.Linear(channels, channels), nn.ReLU(), nn.Linear(channels, channels)
         )
-        xavier_init_(self.convs, self.mlp)  # the positional projection keeps PyTorch's default init
+        xavier_init_(
+            self.convs, self.mlp, gain=init_gain
+        )  # the positional projection keeps PyTorch's default init
 
     def forward(self, images: Tensor) -> Tensor:
         features = self.convs(images)  # [B, C, H, W], in the memory format of the conv weights

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from emorl.model.distributions import Gaussian, Noise
 from emorl.model.dual_gru import DualGRU
 from emorl.model.encoder import ENCODER_WIDTH, ImageEncoder
-from emorl.model.init import xavier_init_
+from emorl.model.init import XAVIER_GAIN, xavier_init_
 
 ATTENTION_EPSILON = 1e-8
 
@@ -24,11 +24,11 @@ ATTENTION_EPSILON = 1e-8
 class SingleGRUUpdate(nn.Module):
     """Ablation "w/out DualGRU": Θ → Linear(D, 2D) → one GRU step whose hidden state is [μ; s]."""
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, init_gain: float = XAVIER_GAIN):
         super().__init__()
         self.project_update = nn.Linear(size, 2 * size)
         self.gru = nn.GRUCell(2 * size, 2 * size)  # PyTorch default init, as the reference's nn.GRU
-        xavier_init_(self.project_update)
+        xavier_init_(self.project_update, gain=init_gain)
 
     def forward(self, update: Tensor, mu: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
         hidden = torch.cat([mu, s], dim=-1).flatten(0, -2)  # [N, 2D]
@@ -55,7 +55,9 @@ class Stage1:
 class BottomUpInference(nn.Module):
     """Encoder + L attention/GRU layers, each producing a slot posterior q(z^ℓ) = N(μ, σ(s)²)."""
 
-    def __init__(self, image_size: int, z_size: int, layers: int, dual_gru: bool):
+    def __init__(
+        self, image_size: int, z_size: int, layers: int, dual_gru: bool, init_gain: float = XAVIER_GAIN
+    ):
         super().__init__()
         self.z_size = z_size
         self.layers = layers
@@ -64,17 +66,17 @@ class BottomUpInference(nn.Module):
         )  # [1, 2D]
         if layers == 0:  # refinement only: nothing reads the image in stage 1
             return
-        self.encoder = ImageEncoder(image_size)
+        self.encoder = ImageEncoder(image_size, init_gain=init_gain)
         self.to_q = nn.Linear(z_size, z_size, bias=False)
         self.to_k = nn.Linear(ENCODER_WIDTH, z_size, bias=False)
         self.to_v = nn.Linear(ENCODER_WIDTH, z_size, bias=False)
         self.norm_slots = nn.LayerNorm(z_size)
-        self.update = DualGRU(z_size) if dual_gru else SingleGRUUpdate(z_size)
+        self.update = DualGRU(z_size) if dual_gru else SingleGRUUpdate(z_size, init_gain)
         self.norm_mu_pre_ff = nn.LayerNorm(z_size)
         self.norm_softplus_pre_ff = nn.LayerNorm(z_size)
         self.mlp_mu = residual_mlp(z_size)
         self.mlp_softplus = residual_mlp(z_size)
-        xavier_init_(self.to_q, self.to_k, self.to_v, self.mlp_mu, self.mlp_softplus)
+        xavier_init_(self.to_q, self.to_k, self.to_v, self.mlp_mu, self.mlp_softplus, gain=init_gain)
 
     def forward(self, images: Tensor, num_slots: int, noise: Noise) -> Stage1:
         batch, _, height, width = images.shape

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from emorl.model.distributions import Gaussian, Noise, kl_divergence
-from emorl.model.init import xavier_init_
+from emorl.model.init import XAVIER_GAIN, xavier_init_
 
 PRIOR_HIDDEN = 128
 
@@ -13,12 +13,12 @@ PRIOR_HIDDEN = 128
 class HierarchicalPrior(nn.Module):
     """p_θ(z^l | ẑ): ELU(Linear(D, 128)) → (loc, s) heads, shared by every layer and applied per slot."""
 
-    def __init__(self, z_size: int, hidden: int = PRIOR_HIDDEN):
+    def __init__(self, z_size: int, hidden: int = PRIOR_HIDDEN, init_gain: float = XAVIER_GAIN):
         super().__init__()
         self.z_linear = nn.Linear(z_size, hidden)
         self.z_mu = nn.Linear(hidden, z_size)
         self.z_softplus = nn.Linear(hidden, z_size)
-        xavier_init_(self)
+        xavier_init_(self, gain=init_gain)
 
     def forward(self, z: Tensor) -> Gaussian:
         hidden = nn.functional.elu(self.z_linear(z))

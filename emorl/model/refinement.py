@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from emorl.model.init import xavier_init_
+from emorl.model.init import XAVIER_GAIN, xavier_init_
 
 REFINEMENT_HIDDEN = 128
 
@@ -14,14 +14,14 @@ REFINEMENT_HIDDEN = 128
 class RefinementNetwork(nn.Module):
     """[λ; LN(∂𝓛/∂μ); LN(∂𝓛/∂s)] → MLP → GRU → (δμ, δs); the LayerNorms are non-affine, λ enters raw."""
 
-    def __init__(self, z_size: int, hidden: int = REFINEMENT_HIDDEN):
+    def __init__(self, z_size: int, hidden: int = REFINEMENT_HIDDEN, init_gain: float = XAVIER_GAIN):
         super().__init__()
         self.z_size = z_size
         self.encoding = nn.Sequential(nn.Linear(4 * z_size, hidden), nn.ELU(), nn.Linear(hidden, z_size))
         self.recurrence = nn.GRUCell(z_size, z_size)  # PyTorch default init, as the reference's nn.GRU
         self.loc = nn.Linear(z_size, z_size)
         self.softplus = nn.Linear(z_size, z_size)  # a linear head: δs is added to the pre-softplus s
-        xavier_init_(self.encoding, self.loc, self.softplus)
+        xavier_init_(self.encoding, self.loc, self.softplus, gain=init_gain)
 
     def initial_state(self, mu: Tensor) -> Tensor:
         """h₀ = 0, [B·K, D]."""

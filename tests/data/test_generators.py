@@ -7,8 +7,14 @@ import pytest
 
 from emorl.data.generators import GENERATORS, generate, get_generator
 
-SIZES = {"tetrominoes": 40, "multi_dsprites": 40, "clevr6": 4}  # small; CLEVR renders ~20 images/s
-OBJECT_COUNTS = {"tetrominoes": (3, 3), "multi_dsprites": (2, 5), "clevr6": (3, 6)}
+SIZES = {"tetrominoes": 40, "mini_tetrominoes": 40, "multi_dsprites": 40, "clevr6": 4}  # CLEVR: ~20 img/s
+OBJECT_COUNTS = {
+    "tetrominoes": (3, 3),
+    "mini_tetrominoes": (2, 2),
+    "multi_dsprites": (2, 5),
+    "clevr6": (3, 6),
+}
+BLOCK_PX = {"tetrominoes": 5, "mini_tetrominoes": 2}  # the two tetromino datasets
 NAMES = [name for name in SIZES if name in GENERATORS]
 
 
@@ -123,49 +129,59 @@ def test_negative_count_is_refused():
         generate("tetrominoes", -1, seed=0)
 
 
-@pytest.fixture(scope="module")
-def tetrominoes() -> dict[str, np.ndarray]:
-    return generate("tetrominoes", SIZES["tetrominoes"], seed=7, progress=False)
+@pytest.fixture(scope="module", params=list(BLOCK_PX))
+def tetrominoes(request: pytest.FixtureRequest) -> tuple[str, dict[str, np.ndarray]]:
+    return request.param, generate(request.param, SIZES[request.param], seed=7, progress=False)
 
 
 def test_tetrominoes_never_overlap_or_touch(tetrominoes):
-    pieces = _objects(tetrominoes["masks"])  # [N, 3, H, W]
+    _, data = tetrominoes
+    pieces = _objects(data["masks"])  # [N, P, H, W]
     padded = np.pad(pieces, ((0, 0), (0, 0), (1, 1), (1, 1)))
     h, w = pieces.shape[-2:]
     neighbourhood = np.zeros_like(pieces)
     for dr in range(3):
         for dc in range(3):
             neighbourhood |= padded[:, :, dr : dr + h, dc : dc + w]
-    for a in range(3):
-        for b in range(3):
+    for a in range(pieces.shape[1]):
+        for b in range(pieces.shape[1]):
             if a != b:
                 assert not (neighbourhood[:, a] & pieces[:, b]).any()
 
 
-def test_each_tetromino_has_four_blocks_of_25_pixels(tetrominoes):
-    area = _objects(tetrominoes["masks"]).sum(axis=(2, 3))
-    assert (area == 4 * 25).all()
+def test_each_tetromino_has_four_square_blocks(tetrominoes):
+    name, data = tetrominoes
+    area = _objects(data["masks"]).sum(axis=(2, 3))
+    assert (area == 4 * BLOCK_PX[name] ** 2).all()
 
 
 def test_tetromino_pixels_have_their_factor_colour(tetrominoes):
-    imgs, pieces = tetrominoes["imgs"], _objects(tetrominoes["masks"])
-    colour = np.rint(tetrominoes["factors"][:, 1:, 3:6] * 255).astype(np.uint8)  # [N, 3, 3]
+    _, data = tetrominoes
+    imgs, pieces = data["imgs"], _objects(data["masks"])
+    colour = np.rint(data["factors"][:, 1:, 3:6] * 255).astype(np.uint8)  # [N, P, 3]
     for i in range(len(imgs)):
-        for k in range(3):
+        for k in range(pieces.shape[1]):
             assert (imgs[i][pieces[i, k]] == colour[i, k]).all()
 
 
 def test_tetromino_background_is_black(tetrominoes):
-    background = tetrominoes["masks"][:, 0, ..., 0] == 255
-    assert (tetrominoes["imgs"][background] == 0).all()
+    _, data = tetrominoes
+    background = data["masks"][:, 0, ..., 0] == 255
+    assert (data["imgs"][background] == 0).all()
 
 
-def test_tetrominoes_use_17_shapes_and_6_colours():
-    data = generate("tetrominoes", 512, seed=1, progress=False)
+@pytest.mark.parametrize("name", list(BLOCK_PX))
+def test_tetrominoes_use_17_shapes_and_6_colours(name: str):
+    data = generate(name, 512, seed=1, progress=False)
     shapes = np.unique(data["factors"][:, 1:, 2])
     colours = np.unique(data["factors"][:, 1:, 3:6].reshape(-1, 3), axis=0)
     np.testing.assert_array_equal(shapes, np.arange(1, 18))
     assert len(colours) == 6
+
+
+def test_mini_tetrominoes_of_one_image_never_share_a_colour():
+    colours = generate("mini_tetrominoes", 512, seed=1, progress=False)["factors"][:, 1:, 3:6]  # [N, 2, 3]
+    assert (colours[:, 0] != colours[:, 1]).any(axis=1).all()
 
 
 @pytest.fixture(scope="module")

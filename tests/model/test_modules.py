@@ -111,3 +111,26 @@ def test_reversed_prior_plusplus_with_one_layer_refines_against_the_standard_nor
     kl, refinement_prior = stage1_kl("reversed_plusplus", [q1], None, seeded_noise(1))
     torch.testing.assert_close(kl, kl_divergence(q1, None).sum(-1))
     assert refinement_prior is None
+
+
+def test_init_gain_scales_exactly_the_layers_the_reference_initialises_with_xavier():
+    from emorl.config import ModelConfig
+    from emorl.model import EMORL
+
+    torch.manual_seed(0)
+    reference = EMORL(ModelConfig(z_size=8, stochastic_layers=2))
+    torch.manual_seed(0)
+    scaled = EMORL(ModelConfig(z_size=8, stochastic_layers=2, init_gain=1.0))
+    xavier = {
+        "hvae.to_q.weight",
+        "hvae.encoder.convs.0.weight",
+        "decoder.layers.0.weight",
+        "prior.z_mu.weight",
+    }
+    own_init = {"hvae.encoder.position.projection.weight", "refinement.recurrence.weight_ih"}
+    values, rescaled = dict(reference.named_parameters()), dict(scaled.named_parameters())
+    assert own_init <= set(values) and xavier <= set(values)
+    for name in xavier:
+        torch.testing.assert_close(rescaled[name], values[name] * 50, rtol=1e-5, atol=0)
+    for name in own_init | {n for n in values if n.startswith("hvae.update.")}:
+        torch.testing.assert_close(rescaled[name], values[name], rtol=0, atol=0)

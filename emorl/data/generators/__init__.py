@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emorl.data.generators import clevr, multi_dsprites, tetrominoes
+from emorl.data.generators import clevr, mini_tetrominoes, multi_dsprites, tetrominoes
 from emorl.data.generators._seeded_chunks import ChunkMaker, collect, iter_chunks
 
 
@@ -37,6 +37,14 @@ GENERATORS: dict[str, Generator] = {
         (tetrominoes.IMAGE_SIZE, tetrominoes.IMAGE_SIZE, 3),
         tetrominoes.MAX_ENTITIES,
         tetrominoes.FACTOR_NAMES,
+        chunk_size=256,
+    ),
+    "mini_tetrominoes": Generator(
+        "mini_tetrominoes",
+        mini_tetrominoes.generate_chunk,
+        (mini_tetrominoes.IMAGE_SIZE, mini_tetrominoes.IMAGE_SIZE, 3),
+        mini_tetrominoes.MAX_ENTITIES,
+        mini_tetrominoes.FACTOR_NAMES,
         chunk_size=256,
     ),
     "multi_dsprites": Generator(

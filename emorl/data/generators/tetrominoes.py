@@ -25,6 +25,8 @@ Choices and differences (deliberate; the real files were not available to compar
   * Pieces never overlap and never touch, not even diagonally (≥ 1 px of background between any two), so
     every piece is a separate region even when two pieces share a colour. Layouts are resampled until this
     holds.
+
+``TetrominoCanvas`` draws any image size, piece count and block size; ``mini_tetrominoes`` is a smaller one.
 """
 
 from __future__ import annotations
@@ -69,61 +71,89 @@ def _orientations(cells: tuple[tuple[int, int], ...]) -> list[np.ndarray]:
 SHAPES: tuple[np.ndarray, ...] = tuple(
     grid for cells in _FREE_TETROMINOES.values() for grid in _orientations(cells)
 )  # 17 × [3, 3] bool block grids; shape code = 1 + index
-_BLOCK = np.ones((BLOCK_PX, BLOCK_PX), dtype=bool)
-_TEMPLATES = np.stack([np.kron(grid, _BLOCK) for grid in SHAPES])  # [17, 15, 15] pixel masks
-_HEIGHT_PX = _TEMPLATES.any(axis=2).sum(axis=1)  # [17]
-_WIDTH_PX = _TEMPLATES.any(axis=1).sum(axis=1)  # [17]
 
 
-def _rasterise(shape: np.ndarray, top: np.ndarray, left: np.ndarray) -> np.ndarray:
-    """Bool masks [..., 35, 35] of pieces ``shape`` (template index) placed with their box at (top, left)."""
-    side = _TEMPLATES.shape[1]
-    pixels = np.arange(IMAGE_SIZE)
-    rows = pixels - top[..., None]  # [..., 35]
-    cols = pixels - left[..., None]  # [..., 35]
-    inside = ((rows >= 0) & (rows < side))[..., :, None] & ((cols >= 0) & (cols < side))[..., None, :]
-    rows, cols = np.clip(rows, 0, side - 1), np.clip(cols, 0, side - 1)
-    return _TEMPLATES[shape[..., None, None], rows[..., :, None], cols[..., None, :]] & inside
+class TetrominoCanvas:
+    """Draws images of ``pieces`` non-touching tetrominoes with ``block_px`` blocks on a black square.
+
+    ``distinct_colours`` gives the pieces of one image different colours (drawn without replacement).
+    """
+
+    def __init__(self, image_size: int, pieces: int, block_px: int, distinct_colours: bool = False):
+        if distinct_colours and pieces > len(PALETTE):
+            raise ValueError(f"{pieces} pieces cannot have distinct colours from a palette of {len(PALETTE)}")
+        self.image_size, self.pieces, self.distinct_colours = image_size, pieces, distinct_colours
+        block = np.ones((block_px, block_px), dtype=bool)
+        self.templates = np.stack([np.kron(grid, block) for grid in SHAPES])  # [17, 3b, 3b] pixel masks
+        self.height_px = self.templates.any(axis=2).sum(axis=1)  # [17]
+        self.width_px = self.templates.any(axis=1).sum(axis=1)  # [17]
+        if self.templates.shape[1] > image_size:
+            raise ValueError(f"pieces of {block_px}-px blocks do not fit a {image_size}-px image")
+
+    @property
+    def max_entities(self) -> int:
+        return self.pieces + 1
+
+    def _rasterise(self, shape: np.ndarray, top: np.ndarray, left: np.ndarray) -> np.ndarray:
+        """Bool masks [..., S, S] of pieces ``shape`` (template index) with their box at (top, left)."""
+        side = self.templates.shape[1]
+        pixels = np.arange(self.image_size)
+        rows = pixels - top[..., None]  # [..., S]
+        cols = pixels - left[..., None]  # [..., S]
+        inside = ((rows >= 0) & (rows < side))[..., :, None] & ((cols >= 0) & (cols < side))[..., None, :]
+        rows, cols = np.clip(rows, 0, side - 1), np.clip(cols, 0, side - 1)
+        return self.templates[shape[..., None, None], rows[..., :, None], cols[..., None, :]] & inside
+
+    def _touching(self, pieces: np.ndarray) -> np.ndarray:
+        """[C] bool: whether any two of the [C, P, S, S] piece masks overlap or are 8-neighbours."""
+        size = self.image_size
+        padded = np.pad(pieces, ((0, 0), (0, 0), (1, 1), (1, 1)))
+        grown = np.zeros_like(pieces)
+        for dr in range(3):
+            for dc in range(3):
+                grown |= padded[:, :, dr : dr + size, dc : dc + size]
+        clash = np.zeros(len(pieces), dtype=bool)
+        for a in range(self.pieces):
+            for b in range(a + 1, self.pieces):
+                clash |= (grown[:, a] & pieces[:, b]).any(axis=(1, 2))
+        return clash
+
+    def _colours(self, rng: np.random.Generator, count: int) -> np.ndarray:
+        """[C, P] palette indices, distinct within an image when asked."""
+        if not self.distinct_colours:
+            return rng.integers(0, len(PALETTE), size=(count, self.pieces))
+        return np.argsort(rng.random((count, len(PALETTE))), axis=1)[:, : self.pieces]
+
+    def generate_chunk(self, rng: np.random.Generator, count: int) -> dict[str, np.ndarray]:
+        """Draw ``count`` images with their masks and factors (layout in the module docstring)."""
+        size, pieces_per_image = self.image_size, self.pieces
+        shape = np.zeros((count, pieces_per_image), dtype=np.int64)
+        top = np.zeros_like(shape)
+        left = np.zeros_like(shape)
+        pieces = np.zeros((count, pieces_per_image, size, size), dtype=bool)  # [C, P, H, W]
+        redo = np.ones(count, dtype=bool)
+        while redo.any():
+            todo = int(redo.sum())
+            shape[redo] = rng.integers(0, len(SHAPES), size=(todo, pieces_per_image))
+            heights, widths = self.height_px[shape[redo]], self.width_px[shape[redo]]
+            top[redo] = np.floor(rng.random((todo, pieces_per_image)) * (size - heights + 1))
+            left[redo] = np.floor(rng.random((todo, pieces_per_image)) * (size - widths + 1))
+            pieces[redo] = self._rasterise(shape[redo], top[redo], left[redo])
+            redo[redo] = self._touching(pieces[redo])
+        colour = self._colours(rng, count)
+
+        imgs = np.einsum("ckhw,ckd->chwd", pieces.astype(np.uint8), PALETTE[colour])  # [C, H, W, 3]
+        entity = np.concatenate([~pieces.any(axis=1, keepdims=True), pieces], axis=1)  # [C, E, H, W]
+        masks = (entity[..., None] * np.uint8(255)).astype(np.uint8)  # [C, E, H, W, 1]
+
+        factors = np.zeros((count, self.max_entities, len(FACTOR_NAMES)), dtype=np.float32)  # [C, E, F]
+        factors[:, 1:, 0] = left + self.width_px[shape] / 2
+        factors[:, 1:, 1] = top + self.height_px[shape] / 2
+        factors[:, 1:, 2] = shape + 1
+        factors[:, 1:, 3:6] = PALETTE[colour] / 255.0
+        factors[:, :, -1] = 1.0
+        return {"imgs": imgs.astype(np.uint8), "masks": masks, "factors": factors}
 
 
-def _touching(pieces: np.ndarray) -> np.ndarray:
-    """[C] bool: whether any two of the [C, 3, 35, 35] piece masks overlap or are 8-neighbours."""
-    padded = np.pad(pieces, ((0, 0), (0, 0), (1, 1), (1, 1)))
-    grown = np.zeros_like(pieces)
-    for dr in range(3):
-        for dc in range(3):
-            grown |= padded[:, :, dr : dr + IMAGE_SIZE, dc : dc + IMAGE_SIZE]
-    clash = np.zeros(len(pieces), dtype=bool)
-    for a in range(NUM_PIECES):
-        for b in range(a + 1, NUM_PIECES):
-            clash |= (grown[:, a] & pieces[:, b]).any(axis=(1, 2))
-    return clash
-
-
-def generate_chunk(rng: np.random.Generator, count: int) -> dict[str, np.ndarray]:
-    """Draw ``count`` images with their masks and factors (layout in the module docstring)."""
-    shape = np.zeros((count, NUM_PIECES), dtype=np.int64)
-    top = np.zeros_like(shape)
-    left = np.zeros_like(shape)
-    pieces = np.zeros((count, NUM_PIECES, IMAGE_SIZE, IMAGE_SIZE), dtype=bool)  # [C, 3, H, W]
-    redo = np.ones(count, dtype=bool)
-    while redo.any():
-        todo = int(redo.sum())
-        shape[redo] = rng.integers(0, len(SHAPES), size=(todo, NUM_PIECES))
-        top[redo] = np.floor(rng.random((todo, NUM_PIECES)) * (IMAGE_SIZE - _HEIGHT_PX[shape[redo]] + 1))
-        left[redo] = np.floor(rng.random((todo, NUM_PIECES)) * (IMAGE_SIZE - _WIDTH_PX[shape[redo]] + 1))
-        pieces[redo] = _rasterise(shape[redo], top[redo], left[redo])
-        redo[redo] = _touching(pieces[redo])
-    colour = rng.integers(0, len(PALETTE), size=(count, NUM_PIECES))
-
-    imgs = np.einsum("ckhw,ckd->chwd", pieces.astype(np.uint8), PALETTE[colour])  # [C, H, W, 3]
-    entity = np.concatenate([~pieces.any(axis=1, keepdims=True), pieces], axis=1)  # [C, E, H, W]
-    masks = (entity[..., None] * np.uint8(255)).astype(np.uint8)  # [C, E, H, W, 1]
-
-    factors = np.zeros((count, MAX_ENTITIES, len(FACTOR_NAMES)), dtype=np.float32)  # [C, E, F]
-    factors[:, 1:, 0] = left + _WIDTH_PX[shape] / 2
-    factors[:, 1:, 1] = top + _HEIGHT_PX[shape] / 2
-    factors[:, 1:, 2] = shape + 1
-    factors[:, 1:, 3:6] = PALETTE[colour] / 255.0
-    factors[:, :, -1] = 1.0
-    return {"imgs": imgs.astype(np.uint8), "masks": masks, "factors": factors}
+TETROMINOES = TetrominoCanvas(IMAGE_SIZE, NUM_PIECES, BLOCK_PX)
+generate_chunk = TETROMINOES.generate_chunk
