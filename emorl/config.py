@@ -3,11 +3,15 @@
 The Hydra tree under ``experiments/conf`` is the one home of the values; these dataclasses only give
 them types and check them. ``ExperimentConfig.from_dict`` collects *every* problem in a config before
 raising, so a grid can be validated as a whole and report all of its errors at once.
+
+Each field also declares its ``KeyRole``: whether it is part of a run's identity (its run_key) and whether
+it may change when a run resumes from a checkpoint. ``emorl.identity`` derives both from that declaration.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 import types
 import typing
@@ -21,6 +25,27 @@ LIKELIHOODS = ("gmm", "gaussian")
 LOSS_WEIGHTS = ("code", "paper")
 DATASETS = ("tetrominoes", "multi_dsprites", "clevr6")
 PRECISIONS = ("fp32", "bf16")
+
+
+class KeyRole(enum.Enum):
+    """What a config key means for a run's identity (its run_key) and for resuming it."""
+
+    RESULT = "result"  # decides what the run computes: in its run_key; fixed once training started
+    RESUMABLE = "resumable"  # in its run_key, yet may change on resume: its length, its evaluation
+    OPERATIONAL = "operational"  # how it runs, not what it computes: outside its run_key; may change
+
+
+ROLE = "role"  # the field metadata entry that holds a key's role (RESULT where none is given)
+
+
+def resumable(default: Any) -> Any:
+    """A field in the run's identity that may still change when the run resumes."""
+    return field(default=default, metadata={ROLE: KeyRole.RESUMABLE})
+
+
+def operational(default: Any) -> Any:
+    """A field that does not change what the run computes (paths, cadence, workers, device)."""
+    return field(default=default, metadata={ROLE: KeyRole.OPERATIONAL})
 
 
 class ConfigError(ValueError):
@@ -80,13 +105,13 @@ class DataConfig:
     """Which Multi-Object dataset to read and how (spec §1)."""
 
     name: Literal["tetrominoes", "multi_dsprites", "clevr6"] = "tetrominoes"
-    root: str = "data"
+    root: str = operational("data")
     masks: bool = False
     factors: bool = False
     clevr_resolution: int | None = None
-    in_memory: bool = False
-    num_workers: int = 2
-    generate_if_missing: bool = False
+    in_memory: bool = operational(False)
+    num_workers: int = operational(2)
+    generate_if_missing: bool = operational(False)
     generate_train: int = 2000
     generate_test: int = 320
 
@@ -129,7 +154,7 @@ class TrainingConfig:
     """The training recipe (spec §5). ``batch_size`` is the *global* batch over all ranks."""
 
     batch_size: int = 32
-    iters: int = 200_000
+    iters: int = resumable(200_000)
     lr: float = 4e-4
     warmup_steps: int = 10_000
     decay_rate: float = 0.5
@@ -139,17 +164,17 @@ class TrainingConfig:
     refinement_curriculum: tuple[tuple[int, int], ...] = ((-1, 3),)
     seed: int = 1
     precision: Literal["fp32", "bf16"] = "fp32"
-    channels_last: bool = False
-    compile: bool = False
-    checkpoint_every_steps: int = 25_000
-    checkpoint_every_minutes: float = 30.0
-    keep_checkpoints: int = 3
-    max_nonfinite_steps: int = 20
-    log_every: int = 100
-    image_every: int = 5_000
-    output_dir: str = "outputs/run"
-    resume: bool = True
-    device: str = "auto"
+    channels_last: bool = operational(False)
+    compile: bool = operational(False)
+    checkpoint_every_steps: int = operational(25_000)
+    checkpoint_every_minutes: float = operational(30.0)
+    keep_checkpoints: int = operational(3)
+    max_nonfinite_steps: int = resumable(20)
+    log_every: int = operational(100)
+    image_every: int = operational(5_000)
+    output_dir: str = operational("outputs/run")
+    resume: bool = operational(True)
+    device: str = operational("auto")
 
     def problems(self, prefix: str = "training") -> list[str]:
         errors: list[str] = []
@@ -177,17 +202,18 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Evaluation (spec §7–§9)."""
+    """Evaluation (spec §7–§9). A grid's results are its evaluation, so these keys are part of a run's
+    identity; training does not read them, so they may change when a run resumes."""
 
-    num_images: int = 320
-    batch_size: int = 32
-    refinement_steps: int = 3
-    num_slots: int | None = None
-    seed: int = 2
-    activeness_images: int = 100
-    traversal_steps: int = 8
-    gif_top_k: int = 10
-    output_dir: str = "outputs/eval"
+    num_images: int = resumable(320)
+    batch_size: int = resumable(32)
+    refinement_steps: int = resumable(3)
+    num_slots: int | None = resumable(None)
+    seed: int = resumable(2)
+    activeness_images: int = resumable(100)
+    traversal_steps: int = resumable(8)
+    gif_top_k: int = resumable(10)
+    output_dir: str = operational("outputs/eval")
 
     def problems(self, prefix: str = "eval") -> list[str]:
         errors: list[str] = []
@@ -255,6 +281,15 @@ class ExperimentConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples as lists), the inverse of ``from_dict``."""
         return _plain(dataclasses.asdict(self))
+
+
+def key_roles() -> dict[str, KeyRole]:
+    """Every key of the experiment config (``training.lr``, ...) with its declared role."""
+    return {
+        f"{name}.{item.name}": item.metadata.get(ROLE, KeyRole.RESULT)
+        for name, section_type in SECTIONS.items()
+        for item in dataclasses.fields(section_type)
+    }
 
 
 def flatten_config(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

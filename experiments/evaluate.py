@@ -20,8 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from emorl.config import ExperimentConfig
 from emorl.eval import evaluate
+from emorl.identity import identity_key
 from emorl.train.checkpoint import LoadedRun, load_for_eval, resolve_checkpoint
-from orchestration.grid import identity_key
 from orchestration.tracking import STATUSES, MLflowLogger, find_run, recorded_run, run_status
 
 
@@ -41,7 +41,7 @@ def training_run(loaded: LoadedRun, tracking: dict[str, Any]) -> str | None:
     recorded = recorded_run(loaded.config.training.output_dir, tracking["uri"])
     if recorded is not None:
         return recorded
-    run_key = identity_key(loaded.config.to_dict())
+    run_key = identity_key(loaded.config)
     run_id = find_run(run_key, tracking["experiment"], tracking["uri"])
     if run_id is None:
         print(

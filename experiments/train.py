@@ -24,9 +24,9 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from emorl.config import ExperimentConfig
+from emorl.identity import identity_key
 from emorl.logging import ConsoleLogger, Logger, LoggerGroup
 from emorl.train import train
-from orchestration.grid import identity_key
 from orchestration.tracking import MLflowLogger, TrackingUnavailable, open_run
 
 
@@ -94,7 +94,7 @@ def main(cfg: DictConfig) -> None:
             run_id = open_run(
                 tracking["uri"],
                 tracking["experiment"],
-                identity_key(resolved),
+                identity_key(config),
                 name,
                 tags,
                 output_dir=config.training.output_dir,

@@ -24,10 +24,7 @@ whole grid is validated before anything is submitted, and every problem is repor
 from __future__ import annotations
 
 import copy
-import dataclasses
-import hashlib
 import itertools
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,36 +33,13 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from emorl.config import SECTIONS, ConfigError, ExperimentConfig, flatten_config
+from emorl.config import ConfigError, ExperimentConfig, key_roles
+from emorl.identity import SEED_KEY, canonical_json, identity_key
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "experiments" / "conf"
-RUN_SECTIONS = ("model", "data", "training", "geco", "eval")
 CLUSTER_KEYS = ("tracking", "launcher", "debug", "output_root")
-# Keys that do not change a run's results: left out of run_key and cell_key.
-VOLATILE_KEYS = frozenset(
-    {
-        "data.root",
-        "data.num_workers",
-        "data.in_memory",
-        "data.generate_if_missing",
-        "training.log_every",
-        "training.image_every",
-        "training.output_dir",
-        "training.resume",
-        "training.device",
-        "training.compile",
-        "training.channels_last",
-        "training.checkpoint_every_steps",
-        "training.checkpoint_every_minutes",
-        "training.keep_checkpoints",
-        "eval.output_dir",
-    }
-)
-SEED_KEY = "training.seed"
 # Every key of the typed config may be set by a grid, even where the YAML tree leaves it to its default.
-TYPED_KEYS = frozenset(
-    f"{name}.{f.name}" for name, kind in SECTIONS.items() for f in dataclasses.fields(kind)
-)
+TYPED_KEYS = frozenset(key_roles())
 LAUNCHER_INTS = (
     "nodes",
     "tasks_per_node",
@@ -125,21 +99,6 @@ class Point:
 
     labels: dict[str, str]
     overrides: dict[str, Any]
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def identity_key(config: Mapping[str, Any], *, with_seed: bool = True) -> str:
-    """sha256 (16 hex) of the result-relevant part of a resolved config; the seed optional."""
-    flat = flatten_config({name: config.get(name, {}) for name in RUN_SECTIONS})
-    kept = {
-        key: value
-        for key, value in flat.items()
-        if key not in VOLATILE_KEYS and (with_seed or key != SEED_KEY)
-    }
-    return hashlib.sha256(canonical_json(kept).encode()).hexdigest()[:16]
 
 
 def _label(value: Any) -> str:
@@ -441,8 +400,8 @@ def _run_spec(
         raise ConfigError(problems)
     sections = experiment.to_dict()  # typed and complete: defaults filled in
     root = Path(_absolute(str(tree.get("output_root") or "outputs")))
-    run_key = identity_key(sections)
-    cell_key = identity_key(sections, with_seed=False)
+    run_key = identity_key(experiment)
+    cell_key = identity_key(experiment, with_seed=False)
     sections["data"]["root"] = _absolute(sections["data"]["root"])
     sections["training"]["output_dir"] = str(root / name / run_key)
     sections["eval"]["output_dir"] = str(root / name / run_key / "eval")
