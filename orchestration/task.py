@@ -23,6 +23,7 @@ from typing import Any
 import submitit
 
 from orchestration.grid import RunSpec
+from orchestration.job_environment import TaskEnvironment, export_distributed_environment, task_environment
 
 EVAL_TYPE = "ari_mse_kl"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -39,21 +40,6 @@ class StopFlag:
 
     def is_set(self) -> bool:
         return self.raised
-
-
-def job_environment() -> dict[str, Any]:
-    """Rank, size and SLURM ids of this task (a lone process outside submitit)."""
-    try:
-        env = submitit.JobEnvironment()
-    except RuntimeError:
-        return {"global_rank": 0, "num_tasks": 1, "job_id": None, "hostnames": [], "cluster": None}
-    return {
-        "global_rank": env.global_rank,
-        "num_tasks": env.num_tasks,
-        "job_id": env.job_id,
-        "hostnames": list(env.hostnames),
-        "cluster": env.cluster,
-    }
 
 
 def code_version(repo: Path = REPO_ROOT) -> dict[str, str]:
@@ -97,16 +83,15 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
 
     def __call__(self) -> dict[str, Any]:
         from emorl.config import ExperimentConfig
-        from emorl.train.distributed import export_submitit_environment
 
-        env = job_environment()
-        export_submitit_environment()
+        env = task_environment()
+        export_distributed_environment()
         cfg = ExperimentConfig.from_dict(self.spec.config)
         uri = self.tracking["uri"]
-        is_main = env["global_rank"] == 0
+        is_main = env.global_rank == 0
         node = os.environ.get("SLURMD_NODENAME", os.uname().nodename)
         print(
-            f"run {self.spec.name} ({self.spec.run_key}): rank {env['global_rank']}/{env['num_tasks']} "
+            f"run {self.spec.name} ({self.spec.run_key}): rank {env.global_rank}/{env.num_tasks} "
             f"on {node}, attempt {self.attempt}",
             file=sys.stderr,
             flush=True,
@@ -163,7 +148,7 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
         run_id = find_run(self.spec.run_key, self.spec.experiment, uri)
         return run_id is not None and run_status(run_id, uri) == "FINISHED"
 
-    def _tags(self, env: Mapping[str, Any]) -> dict[str, str]:
+    def _tags(self, env: TaskEnvironment) -> dict[str, str]:
         spec = self.spec
         tags = {
             "grid": spec.grid,
@@ -175,21 +160,21 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
             **code_version(),
             **dataset_checksums(spec.config["data"]),
         }
-        if env["job_id"] is not None:
-            array_job, _, array_task = str(env["job_id"]).partition("_")
+        if env.job_id is not None:
+            array_job, _, array_task = env.job_id.partition("_")
             tags.update(
                 {
-                    "slurm_job_id": str(env["job_id"]),
+                    "slurm_job_id": env.job_id,
                     "slurm_array_job_id": array_job if array_task else "",
                     "slurm_array_task_id": array_task,
-                    "nodes": ",".join(env["hostnames"]),
-                    "executor": str(env["cluster"]),
+                    "nodes": ",".join(env.hostnames),
+                    "executor": str(env.cluster),
                     "restart_count": os.environ.get("SLURM_RESTART_COUNT", "0"),
                 }
             )
         return tags
 
-    def _open(self, uri: str, env: Mapping[str, Any]) -> Any:
+    def _open(self, uri: str, env: TaskEnvironment) -> Any:
         """Find or create the run by run_key; attach the resolved config and `pip freeze`."""
         from orchestration.tracking import MLflowLogger, open_run
 
