@@ -1,6 +1,6 @@
 """Train one EMORL model, tracked in MLflow; resumes from its newest checkpoint when restarted.
 
-    python experiments/train.py dataset=tetrominoes debug=true
+    python experiments/train.py dataset=tetrominoes debug=toy
     python experiments/train.py dataset=clevr6 tracking=server tracking.uri=http://127.0.0.1:5000
     torchrun --nproc_per_node=2 experiments/train.py dataset=multi_dsprites
 
@@ -28,17 +28,6 @@ from emorl.identity import identity_key
 from emorl.logging import ConsoleLogger, Logger, LoggerGroup
 from emorl.train import train
 from orchestration.tracking import MLflowLogger, TrackingUnavailable, open_run
-
-
-def quote_debug_choice(argv: list[str]) -> list[str]:
-    """``debug=true`` selects the option ``debug/true.yaml``; Hydra reads a bare true as a bool, which a
-    config group refuses, so the choice is passed on quoted."""
-    return [
-        f"{arg.split('=')[0]}='{arg.split('=')[1].lower()}'"
-        if arg.lower() in ("debug=true", "debug=false")
-        else arg
-        for arg in argv
-    ]
 
 
 def run_name(config: ExperimentConfig, explicit: str | None) -> str:
@@ -122,5 +111,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    sys.argv = quote_debug_choice(sys.argv)
     main()

@@ -233,7 +233,7 @@ class Composer:
     def compose(self, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """Resolved plain config for these overrides, and a problem per override naming no known key."""
         groups = [
-            f"{key}={_group_option(value)}"
+            f"{key}={value}"
             for key, value in overrides.items()
             if self.is_group(key) and key not in self._cli_groups
         ]
@@ -250,13 +250,6 @@ class Composer:
         if isinstance(root, str) and "${" not in root:
             tree["output_root"] = _absolute(root)  # jobs run elsewhere (a code snapshot): no relative paths
         return OmegaConf.to_container(OmegaConf.create(tree), resolve=True), errors
-
-
-def _group_option(value: Any) -> str:
-    """A config-group choice as Hydra's override grammar needs it (``true`` would parse as a bool)."""
-    if isinstance(value, bool):
-        return f"'{str(value).lower()}'"
-    return str(value)
 
 
 def apply_profile(launcher: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 
 def one_run(root, name: str, **base):
-    grid = {"name": name, "base": {"debug": True, "training.iters": 6, **base}, "seeds": [3]}
+    grid = {"name": name, "base": {"debug": "toy", "training.iters": 6, **base}, "seeds": [3]}
     (spec,) = expand_grid(grid, Composer("ablation_grid", [f"output_root={root}", f"grid.name={name}"]))
     prepare_datasets([spec])
     ensure_experiment(spec.config["tracking"]["uri"], spec.experiment)
