@@ -16,20 +16,14 @@ from omegaconf import DictConfig
 
 from orchestration.aggregate import grid_results, summarize
 from orchestration.grid import GridError, expand_configured_grid
-from orchestration.launch import (
-    LocalQueue,
-    cluster_max_array_size,
-    decide,
-    format_plan,
-    live_jobs,
-    make_plan,
-    read_ledger,
-    submit,
-    wait_for,
-)
+from orchestration.ledger import read_ledger
+from orchestration.plan import decide, format_plan, make_plan
+from orchestration.scheduler import cluster_max_array_size, live_jobs
 from orchestration.status import tracked_runs, tracking_uri
+from orchestration.submit import submit
 from orchestration.tables import log_table, render
 from orchestration.tracking import TrackingUnavailable, ensure_experiment
+from orchestration.wait import LocalQueue, wait_for
 
 
 def where_to_look(uri: str, experiment: str, grid: str, overrides: list[str]) -> str:

@@ -13,7 +13,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from orchestration.grid import GridError, expand_configured_grid
-from orchestration.launch import live_jobs, read_ledger
+from orchestration.ledger import read_ledger
+from orchestration.scheduler import live_jobs
 from orchestration.status import format_status, grid_status, tracked_runs, tracking_uri
 
 

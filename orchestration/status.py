@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestration.grid import RunSpec
-from orchestration.launch import Submission
+from orchestration.ledger import Submission
 
 FG_ARI = "eval/fg_ari"
 PROGRESS_METRICS = ("train/total_loss", "train/nll")  # the step of the latest of these is the run's step

@@ -17,16 +17,12 @@ from emorl.train import train
 from emorl.train.checkpoint import latest_checkpoint, load_checkpoint
 from orchestration import grid as grid_module
 from orchestration.grid import Composer, expand_grid
-from orchestration.launch import (
-    Decision,
-    decide,
-    live_slurm_jobs,
-    make_plan,
-    read_ledger,
-    submit,
-    wait_for,
-)
+from orchestration.ledger import read_ledger
+from orchestration.plan import Decision, decide, make_plan
+from orchestration.scheduler import live_slurm_jobs
 from orchestration.status import RunState, grid_status, tracked_runs
+from orchestration.submit import submit
+from orchestration.wait import wait_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]

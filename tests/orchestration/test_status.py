@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestration.grid import Composer, expand_grid
-from orchestration.launch import Submission
+from orchestration.ledger import Submission
 from orchestration.status import RunState, TrackedRun, format_status, grid_status, run_state
 from tests.orchestration.toy_conf import write_toy_conf
 

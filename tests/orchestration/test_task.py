@@ -12,8 +12,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from orchestration.grid import Composer, expand_grid
-from orchestration.launch import prepare_datasets
 from orchestration.status import tracked_runs
+from orchestration.submit import prepare_datasets
 from orchestration.task import StopFlag, TrainAndEvaluate
 from orchestration.tracking import ensure_experiment
 

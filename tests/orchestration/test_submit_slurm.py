@@ -7,7 +7,7 @@ import time
 import pytest
 import submitit
 
-from orchestration.launch import make_executor
+from orchestration.submit import make_executor
 
 pytestmark = pytest.mark.slurm
 

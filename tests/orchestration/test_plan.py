@@ -1,4 +1,4 @@
-"""Launch planning: decisions from MLflow and the queue, arrays by resource shape, dry-run table, ledger."""
+"""Planning a submission: decisions from MLflow and the queue, arrays by resource shape, dry run, ledger."""
 
 from __future__ import annotations
 
@@ -6,15 +6,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from orchestration.grid import Composer, expand_grid
-from orchestration.launch import (
-    Decision,
-    Submission,
-    _append_ledger,
-    decide,
-    format_plan,
-    make_plan,
-    read_ledger,
-)
+from orchestration.ledger import Submission, append_ledger, read_ledger
+from orchestration.plan import Decision, decide, format_plan, make_plan
 from orchestration.status import tracked_runs
 from tests.orchestration.toy_conf import write_toy_conf
 
@@ -93,7 +86,7 @@ def test_dry_run_table_shows_cells_by_seed_counts_arrays_and_gpu_hours(specs):
 
 
 def test_ledger_keeps_the_latest_submission_per_run(specs, tmp_path):
-    _append_ledger(tmp_path, "toy", [submission(specs[0], "7_0")])
-    _append_ledger(tmp_path, "toy", [submission(specs[0], "9_0"), submission(specs[1], "9_1")])
+    append_ledger(tmp_path, "toy", [submission(specs[0], "7_0")])
+    append_ledger(tmp_path, "toy", [submission(specs[0], "9_0"), submission(specs[1], "9_1")])
     ledger = read_ledger(tmp_path, "toy")
     assert ledger[specs[0].run_key].job_id == "9_0" and len(ledger) == 2
