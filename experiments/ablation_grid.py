@@ -19,10 +19,11 @@ from orchestration.grid import GridError, expand_configured_grid
 from orchestration.ledger import read_ledger
 from orchestration.plan import decide, format_plan, make_plan
 from orchestration.scheduler import cluster_max_array_size, live_jobs
-from orchestration.status import tracked_runs, tracking_uri
+from orchestration.status import tracking_uri
 from orchestration.submit import submit
-from orchestration.tables import log_table, render
-from orchestration.tracking import TrackingUnavailable, ensure_experiment
+from orchestration.tables import render
+from orchestration.tracking.grid_runs import log_table, tracked_runs
+from orchestration.tracking.store import TrackingUnavailable, ensure_experiment
 from orchestration.wait import LocalQueue, wait_for
 
 

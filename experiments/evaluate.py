@@ -22,7 +22,8 @@ from emorl.config import ExperimentConfig
 from emorl.eval import evaluate
 from emorl.identity import identity_key
 from emorl.train.checkpoint import LoadedRun, load_for_eval, resolve_checkpoint
-from orchestration.tracking import STATUSES, MLflowLogger, find_run, recorded_run, run_status
+from orchestration.tracking.logger import STATUSES, MLflowLogger
+from orchestration.tracking.runs import find_run, recorded_run, run_status
 
 
 def evaluation_config(checkpoint_config: ExperimentConfig, overrides: dict[str, Any]) -> ExperimentConfig:

@@ -15,7 +15,8 @@ from omegaconf import DictConfig
 from orchestration.grid import GridError, expand_configured_grid
 from orchestration.ledger import read_ledger
 from orchestration.scheduler import live_jobs
-from orchestration.status import format_status, grid_status, tracked_runs, tracking_uri
+from orchestration.status import format_status, grid_status, tracking_uri
+from orchestration.tracking.grid_runs import tracked_runs
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="status")

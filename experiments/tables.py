@@ -12,7 +12,8 @@ import hydra
 from omegaconf import DictConfig
 
 from orchestration.aggregate import grid_results, summarize
-from orchestration.tables import log_table, render
+from orchestration.tables import render
+from orchestration.tracking.grid_runs import log_table
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="tables")

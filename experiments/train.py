@@ -27,7 +27,9 @@ from emorl.config import ExperimentConfig
 from emorl.identity import identity_key
 from emorl.logging import ConsoleLogger, Logger, LoggerGroup
 from emorl.train import train
-from orchestration.tracking import MLflowLogger, TrackingUnavailable, open_run
+from orchestration.tracking.logger import MLflowLogger
+from orchestration.tracking.runs import open_run
+from orchestration.tracking.store import TrackingUnavailable
 
 
 def run_name(config: ExperimentConfig, explicit: str | None) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from orchestration.grid import RunSpec
 from orchestration.ledger import Submission
+from orchestration.tracking.grid_runs import TrackedRun, run_step
 
 FG_ARI = "eval/fg_ari"
 PROGRESS_METRICS = ("train/total_loss", "train/nll")  # the step of the latest of these is the run's step
@@ -26,17 +27,6 @@ class RunState(enum.StrEnum):
     QUEUED = "queued"
     FAILED = "failed"
     NOT_SUBMITTED = "not submitted"
-
-
-@dataclass(frozen=True)
-class TrackedRun:
-    """The MLflow side of one run, found by its run_key tag."""
-
-    run_id: str
-    run_key: str
-    status: str  # MLflow: RUNNING, SCHEDULED, FINISHED, FAILED, KILLED
-    metrics: dict[str, float]
-    tags: dict[str, str]
 
 
 @dataclass
@@ -60,44 +50,6 @@ def tracking_uri(config: Mapping[str, Any]) -> str:
     if not uri:
         raise ValueError("tracking.uri is not set; choose tracking=local or tracking=server")
     return str(uri)
-
-
-def tracked_runs(uri: str, experiment: str, grid: str) -> dict[str, TrackedRun]:
-    """All MLflow runs of ``grid`` in ``experiment`` by run_key, oldest first (empty for a new experiment)."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        return {}
-    runs: dict[str, TrackedRun] = {}
-    token = None
-    while True:
-        page = client.search_runs(
-            [found.experiment_id],
-            filter_string=f"tags.grid = '{grid}'",
-            max_results=5000,
-            order_by=["attributes.start_time ASC"],  # creation order: the grid's order of submission
-            page_token=token,
-        )
-        for run in page:
-            key = run.data.tags.get("run_key")
-            if key:
-                runs[key] = TrackedRun(run.info.run_id, key, run.info.status, run.data.metrics, run.data.tags)
-        token = page.token
-        if not token:
-            return runs
-
-
-def run_step(uri: str, run: TrackedRun) -> int | None:
-    """The latest logged training step of a run (from its progress metric's history)."""
-    from mlflow.tracking import MlflowClient
-
-    key = next((name for name in PROGRESS_METRICS if name in run.metrics), None)
-    if key is None:
-        return None
-    history = MlflowClient(tracking_uri=uri).get_metric_history(run.run_id, key)
-    return max((metric.step for metric in history), default=None)
 
 
 def log_tail(submission: Submission, lines: int = 15) -> str:

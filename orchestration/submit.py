@@ -15,7 +15,7 @@ import submitit
 from orchestration.grid import RunSpec
 from orchestration.ledger import Submission, append_ledger
 from orchestration.plan import Plan
-from orchestration.tracking import ensure_experiment
+from orchestration.tracking.store import ensure_experiment
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -143,7 +143,7 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
         return {**summary, **metrics}
 
     def _finished(self, uri: str) -> bool:
-        from orchestration.tracking import find_run, run_status
+        from orchestration.tracking.runs import find_run, run_status
 
         run_id = find_run(self.spec.run_key, self.spec.experiment, uri)
         return run_id is not None and run_status(run_id, uri) == "FINISHED"
@@ -176,7 +176,8 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
 
     def _open(self, uri: str, env: TaskEnvironment) -> Any:
         """Find or create the run by run_key; attach the resolved config and `pip freeze`."""
-        from orchestration.tracking import MLflowLogger, open_run
+        from orchestration.tracking.logger import MLflowLogger
+        from orchestration.tracking.runs import open_run
 
         spec = self.spec
         run_id = open_run(
@@ -200,12 +201,10 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
 
     def _pause(self, logger: Any, step: int) -> None:
         """Preempted: deliver what is pending; the run stays RUNNING for the requeued job to continue."""
-        from mlflow.tracking import MlflowClient
+        from orchestration.tracking.runs import pause_run
 
         logger.close("KILLED")
-        client = MlflowClient(self.tracking["uri"])
-        client.set_tag(logger.run_id, "preempted_at_step", str(step))
-        client.update_run(logger.run_id, status="RUNNING")
+        pause_run(self.tracking["uri"], logger.run_id, step)
 
     def _fail(self, logger: Any, exc: BaseException) -> None:
         """End the run FAILED with the traceback attached (the job's log has it too)."""

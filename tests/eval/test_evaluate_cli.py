@@ -12,7 +12,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from emorl.identity import identity_key
-from orchestration.tracking import local_tracking_uri, open_run
+from orchestration.tracking.runs import open_run
+from orchestration.tracking.store import local_tracking_uri
 from tests.eval.conftest import tiny_config, write_tiny_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 from orchestration.grid import Composer, expand_grid
 from orchestration.ledger import Submission, append_ledger, read_ledger
 from orchestration.plan import Decision, decide, format_plan, make_plan
-from orchestration.status import tracked_runs
+from orchestration.tracking.grid_runs import tracked_runs
 from tests.orchestration.toy_conf import write_toy_conf
 
 

@@ -20,8 +20,9 @@ from orchestration.grid import Composer, expand_grid
 from orchestration.ledger import read_ledger
 from orchestration.plan import Decision, decide, make_plan
 from orchestration.scheduler import live_slurm_jobs
-from orchestration.status import RunState, grid_status, tracked_runs
+from orchestration.status import RunState, grid_status
 from orchestration.submit import submit
+from orchestration.tracking.grid_runs import tracked_runs
 from orchestration.wait import wait_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]

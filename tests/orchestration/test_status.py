@@ -6,7 +6,8 @@ import pytest
 
 from orchestration.grid import Composer, expand_grid
 from orchestration.ledger import Submission
-from orchestration.status import RunState, TrackedRun, format_status, grid_status, run_state
+from orchestration.status import RunState, format_status, grid_status, run_state
+from orchestration.tracking.grid_runs import TrackedRun
 from tests.orchestration.toy_conf import write_toy_conf
 
 

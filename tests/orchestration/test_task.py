@@ -12,10 +12,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from orchestration.grid import Composer, expand_grid
-from orchestration.status import tracked_runs
 from orchestration.submit import prepare_datasets
 from orchestration.task import StopFlag, TrainAndEvaluate
-from orchestration.tracking import ensure_experiment
+from orchestration.tracking.grid_runs import tracked_runs
+from orchestration.tracking.store import ensure_experiment
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.tracking import TrackingUnavailable, ensure_experiment
+from orchestration.tracking.store import TrackingUnavailable, ensure_experiment
 
 REPO = Path(__file__).resolve().parents[2]
 
