@@ -12,13 +12,8 @@ once); an error ends it FAILED with the traceback attached.
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import tempfile
-import threading
-import traceback
 from pathlib import Path
-from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -27,6 +22,7 @@ from emorl.config import ExperimentConfig
 from emorl.identity import identity_key
 from emorl.logging import ConsoleLogger, Logger, LoggerGroup
 from emorl.train import train
+from orchestration.tracking.lifetime import tracked_run
 from orchestration.tracking.logger import MLflowLogger
 from orchestration.tracking.runs import open_run
 from orchestration.tracking.store import TrackingUnavailable
@@ -40,36 +36,11 @@ def run_name(config: ExperimentConfig, explicit: str | None) -> str:
     return f"{config.data.name}-L{config.model.stochastic_layers}-I{first_steps}-seed{config.training.seed}"
 
 
-class StopOnSignal:
-    """SIGTERM/SIGINT ask the trainer to checkpoint and return; a second SIGINT interrupts at once."""
-
-    def __init__(self) -> None:
-        self.requested = threading.Event()
-        self.signal_name: str | None = None
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signal_name = signal.Signals(signum).name
-        print(f"\n{self.signal_name}: checkpointing at the next step boundary", file=sys.stderr, flush=True)
-        self.requested.set()
-
-
-def attach_traceback(logger: Logger, exc: BaseException) -> None:
-    folder = Path(tempfile.mkdtemp(prefix="emorl-failure-"))
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    (folder / "traceback.txt").write_text(text)
-    logger.log_artifact(folder / "traceback.txt", "run")
-
-
 @hydra.main(config_path="conf", config_name="train", version_base=None)
 def main(cfg: DictConfig) -> None:
     cfg.output_root = str(Path(cfg.output_root).expanduser().resolve())
     resolved = OmegaConf.to_container(cfg, resolve=True)
     config = ExperimentConfig.from_dict(resolved)
-    stop = StopOnSignal()
     logger: Logger | None = None
     tracking = resolved["tracking"]
     if int(os.environ.get("RANK", "0")) == 0:
@@ -97,15 +68,9 @@ def main(cfg: DictConfig) -> None:
         )
         logger = LoggerGroup(ConsoleLogger(), mlflow_logger)
         print(f"MLflow run {name} ({run_id}) at {tracking['uri']}", file=sys.stderr)
-    try:
-        result = train(config, logger, stop_requested=stop.requested.is_set, progress=resolved["progress"])
-    except BaseException as exc:
-        if logger is not None:
-            attach_traceback(logger, exc)
-            logger.close("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        raise
-    if logger is not None:
-        logger.close("KILLED" if result.preempted else "FINISHED")
+    with tracked_run(logger) as stop:
+        result = train(config, logger, stop_requested=stop.is_set, progress=resolved["progress"])
+        stop.preempted = result.preempted
     state = f"stopped by {stop.signal_name}" if result.preempted else "finished"
     print(f"training {state} at step {result.final_step}; checkpoint {result.checkpoint_path}")
     if tracking["kind"] == "local":

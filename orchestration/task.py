@@ -15,8 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +23,10 @@ import submitit
 
 from orchestration.grid import RunSpec
 from orchestration.job_environment import TaskEnvironment, export_distributed_environment, task_environment
+from orchestration.tracking.lifetime import StopRequest, tracked_run
 
 EVAL_TYPE = "ari_mse_kl"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-class StopFlag:
-    """Set by a signal, polled by the trainer; nothing else happens inside the signal handler."""
-
-    def __init__(self) -> None:
-        self.raised = False
-
-    def __call__(self, signum: int, frame: Any = None) -> None:
-        self.raised = True
-
-    def is_set(self) -> bool:
-        return self.raised
 
 
 def code_version(repo: Path = REPO_ROOT) -> dict[str, str]:
@@ -99,37 +86,26 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
         if self._finished(uri):  # every rank asks, so none waits for a rank 0 that has nothing to do
             return {"run_key": self.spec.run_key, "skipped": "already FINISHED"}
         logger = self._open(uri, env) if is_main else None
-        stop = StopFlag()
-        submitit_handler = signal.signal(signal.SIGUSR2, stop)
+        with tracked_run(logger, signals=(signal.SIGUSR2,)) as stop:
+            result = self._train_and_evaluate(cfg, logger, stop)
+        if stop.preempted:
+            from orchestration.tracking.runs import pause_run
 
-        # After training, USR2 goes to submitit again: requeue, and the next attempt re-evaluates.
-        def stop_listening() -> None:
-            signal.signal(signal.SIGUSR2, submitit_handler)
-
-        try:
-            result = self._train_and_evaluate(cfg, logger, stop, stop_listening)
-        except BaseException as exc:
             if logger is not None:
-                self._fail(logger, exc)
-            raise
-        finally:
-            signal.signal(signal.SIGUSR2, submitit_handler)
-        if result.get("preempted"):
-            if logger is not None:
-                self._pause(logger, result["step"])
-            if callable(submitit_handler):
-                submitit_handler(signal.SIGUSR2, None)  # submitit: checkpoint() and requeue, then exit
+                pause_run(uri, logger.run_id, result["step"])
+            requeue = signal.getsignal(signal.SIGUSR2)
+            if callable(requeue):
+                requeue(signal.SIGUSR2, None)  # submitit: checkpoint() and requeue, then exit
         return result
 
-    def _train_and_evaluate(
-        self, cfg: Any, logger: Any, stop: StopFlag, stop_listening: Callable[[], None]
-    ) -> dict[str, Any]:
+    def _train_and_evaluate(self, cfg: Any, logger: Any, stop: StopRequest) -> dict[str, Any]:
         from emorl.eval import evaluate
         from emorl.train import train
         from emorl.train.checkpoint import load_for_eval
 
         trained = train(cfg, logger, stop_requested=stop.is_set, progress=False)
-        stop_listening()
+        stop.release()  # from here USR2 is submitit's again: requeue, and the next attempt re-evaluates
+        stop.preempted = trained.preempted
         summary: dict[str, Any] = {"run_key": self.spec.run_key, "step": trained.final_step}
         if trained.preempted:
             return {**summary, "preempted": True}
@@ -138,7 +114,6 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
         out_dir = Path(cfg.eval.output_dir)
         results = evaluate(load_for_eval(cfg.training.output_dir), EVAL_TYPE, cfg, out_dir, logger)
         logger.log_artifact(out_dir / "results.json", "eval")
-        logger.close("FINISHED")
         metrics = {key: value["mean"] for key, value in results.items() if isinstance(value, dict)}
         return {**summary, **metrics}
 
@@ -198,18 +173,3 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
         logger.log_artifact(folder / "config.json", "run")
         logger.log_artifact(folder / "requirements.txt", "run")
         return logger
-
-    def _pause(self, logger: Any, step: int) -> None:
-        """Preempted: deliver what is pending; the run stays RUNNING for the requeued job to continue."""
-        from orchestration.tracking.runs import pause_run
-
-        logger.close("KILLED")
-        pause_run(self.tracking["uri"], logger.run_id, step)
-
-    def _fail(self, logger: Any, exc: BaseException) -> None:
-        """End the run FAILED with the traceback attached (the job's log has it too)."""
-        folder = Path(tempfile.mkdtemp(prefix="emorl-failure-"))
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        (folder / "traceback.txt").write_text(text)
-        logger.log_artifact(folder / "traceback.txt", "run")
-        logger.close("KILLED" if isinstance(exc, KeyboardInterrupt | SystemExit) else "FAILED")

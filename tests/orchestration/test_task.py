@@ -13,8 +13,9 @@ from mlflow.tracking import MlflowClient
 
 from orchestration.grid import Composer, expand_grid
 from orchestration.submit import prepare_datasets
-from orchestration.task import StopFlag, TrainAndEvaluate
+from orchestration.task import TrainAndEvaluate
 from orchestration.tracking.grid_runs import tracked_runs
+from orchestration.tracking.lifetime import StopRequest
 from orchestration.tracking.store import ensure_experiment
 
 pytestmark = pytest.mark.slow
@@ -61,7 +62,7 @@ def test_usr2_checkpoints_and_the_next_attempt_continues_the_same_run(tmp_path):
     spec = one_run(tmp_path, "stop", **{"training.iters": 8, "training.log_every": 1})
 
     def preempt_once_the_job_listens():
-        while not isinstance(signal.getsignal(signal.SIGUSR2), StopFlag):
+        while not isinstance(signal.getsignal(signal.SIGUSR2), StopRequest):
             time.sleep(0.05)
         os.kill(os.getpid(), signal.SIGUSR2)
 
