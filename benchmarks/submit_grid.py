@@ -14,7 +14,8 @@ import subprocess
 import tempfile
 import time
 
-from orchestration.grid import Composer, expand_grid
+from orchestration.compose import Composer
+from orchestration.grid import expand_grid
 from orchestration.plan import Decision, format_plan, make_plan
 from orchestration.submit import submit
 

@@ -36,6 +36,7 @@ class KeyRole(enum.Enum):
 
 
 ROLE = "role"  # the field metadata entry that holds a key's role (RESULT where none is given)
+MINIMUM = "minimum"  # the field metadata entry of an integer count: its least value
 
 
 def resumable(default: Any) -> Any:
@@ -271,7 +272,7 @@ class ExperimentConfig:
             if not isinstance(section_raw, Mapping):
                 errors.append(f"{name} must be a mapping, got {type(section_raw).__name__}")
                 section_raw = {}
-            sections[name] = _build_section(section_type, section_raw, name, errors)
+            sections[name] = section_type(**typed_values(section_type, section_raw, name, errors))
         config = cls(**sections)
         errors += config.problems()
         if errors:
@@ -280,7 +281,7 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples as lists), the inverse of ``from_dict``."""
-        return _plain(dataclasses.asdict(self))
+        return plain_dict(self)
 
 
 def key_roles() -> dict[str, KeyRole]:
@@ -304,6 +305,11 @@ def flatten_config(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def plain_dict(config: Any) -> dict[str, Any]:
+    """A config dataclass as plain nested data (tuples as lists), as YAML and JSON hold it."""
+    return _plain(dataclasses.asdict(config))
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
@@ -312,19 +318,32 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _build_section(section_type: type, raw: Mapping[str, Any], prefix: str, errors: list[str]) -> Any:
+def typed_values(
+    section_type: type, raw: Mapping[str, Any], prefix: str, errors: list[str]
+) -> dict[str, Any]:
+    """``raw``'s values coerced to the field types of the dataclass ``section_type``, and a problem in
+    ``errors`` for each unknown key, missing key (a field without a default) or bad value. A field whose
+    metadata gives a ``MINIMUM`` is an integer count of at least that."""
     hints = typing.get_type_hints(section_type)
-    known = {f.name for f in dataclasses.fields(section_type)}
+    fields = {item.name: item for item in dataclasses.fields(section_type)}
     for key in raw:
-        if key not in known:
-            errors.append(f"{prefix}.{key} is not a known key (known: {', '.join(sorted(known))})")
+        if key not in fields:
+            errors.append(f"{prefix}.{key} is not a known key (known: {', '.join(sorted(fields))})")
     values = {}
-    for key in known & set(raw):
+    for key, item in fields.items():
+        if key not in raw:
+            if item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING:
+                errors.append(f"{prefix}.{key} is missing")
+            continue
+        value, low = raw[key], item.metadata.get(MINIMUM)
+        if low is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            errors.append(f"{prefix}.{key}={value!r} must be an integer >= {low}")
+            continue
         try:
-            values[key] = _coerce(raw[key], hints[key])
+            values[key] = _coerce(value, hints[key])
         except (TypeError, ValueError) as exc:
-            errors.append(f"{prefix}.{key}={raw[key]!r}: {exc}")
-    return section_type(**values)
+            errors.append(f"{prefix}.{key}={value!r}: {exc}")
+    return values
 
 
 def _coerce(value: Any, hint: Any) -> Any:

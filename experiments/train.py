@@ -22,6 +22,7 @@ from emorl.config import ExperimentConfig
 from emorl.identity import identity_key
 from emorl.logging import ConsoleLogger, Logger, LoggerGroup
 from emorl.train import train
+from orchestration.config import TrackingConfig
 from orchestration.tracking.lifetime import tracked_run
 from orchestration.tracking.logger import MLflowLogger
 from orchestration.tracking.runs import open_run
@@ -42,7 +43,7 @@ def main(cfg: DictConfig) -> None:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     config = ExperimentConfig.from_dict(resolved)
     logger: Logger | None = None
-    tracking = resolved["tracking"]
+    tracking = TrackingConfig.from_dict(resolved["tracking"])
     if int(os.environ.get("RANK", "0")) == 0:
         name = run_name(config, resolved["run_name"])
         tags = {
@@ -50,12 +51,12 @@ def main(cfg: DictConfig) -> None:
             "dataset": config.data.name,
             "seed": str(config.training.seed),
             "debug": str(resolved["debug"]).lower(),
-            "tracking": tracking["kind"],
+            "tracking": tracking.kind,
         }
         try:
             run_id = open_run(
-                tracking["uri"],
-                tracking["experiment"],
+                tracking.uri,
+                tracking.experiment,
                 identity_key(config),
                 name,
                 tags,
@@ -64,17 +65,17 @@ def main(cfg: DictConfig) -> None:
         except TrackingUnavailable as exc:
             sys.exit(f"{exc}\nnothing was trained")
         mlflow_logger = MLflowLogger(
-            tracking["uri"], run_id, spool_dir=Path(config.training.output_dir) / "mlflow-spool"
+            tracking.uri, run_id, spool_dir=Path(config.training.output_dir) / "mlflow-spool"
         )
         logger = LoggerGroup(ConsoleLogger(), mlflow_logger)
-        print(f"MLflow run {name} ({run_id}) at {tracking['uri']}", file=sys.stderr)
+        print(f"MLflow run {name} ({run_id}) at {tracking.uri}", file=sys.stderr)
     with tracked_run(logger) as stop:
         result = train(config, logger, stop_requested=stop.is_set, progress=resolved["progress"])
         stop.preempted = result.preempted
     state = f"stopped by {stop.signal_name}" if result.preempted else "finished"
     print(f"training {state} at step {result.final_step}; checkpoint {result.checkpoint_path}")
-    if tracking["kind"] == "local":
-        print(f"view it: mlflow ui --backend-store-uri {tracking['uri']}")
+    if tracking.kind == "local":
+        print(f"view it: mlflow ui --backend-store-uri {tracking.uri}")
 
 
 if __name__ == "__main__":

@@ -9,35 +9,13 @@ under the cluster's MaxArraySize. ``format_plan`` is the dry run.
 from __future__ import annotations
 
 import enum
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from orchestration.grid import RunSpec
+from orchestration.config import LauncherConfig
 from orchestration.ledger import Submission
-
-# Launcher keys that shape a job: runs agreeing on all of them can share one job array.
-SHAPE_KEYS = (
-    "name",
-    "partition",
-    "account",
-    "qos",
-    "constraint",
-    "nodes",
-    "tasks_per_node",
-    "gpus_per_node",
-    "cpus_per_task",
-    "mem_gb",
-    "timeout_min",
-    "signal_delay_s",
-    "max_num_timeout",
-    "array_parallelism",
-    "setup",
-    "folder",
-    "hold",
-)
+from orchestration.run_spec import RunSpec
 
 
 class Decision(enum.StrEnum):
@@ -67,17 +45,11 @@ class Plan:
         return sum(1 for value in self.decisions.values() if value == decision)
 
 
-def shape(spec: RunSpec) -> tuple:
-    """The run's resource shape (hashable)."""
-    launcher = spec.launcher
-    return tuple((key, json.dumps(launcher.get(key), sort_keys=True)) for key in SHAPE_KEYS)
-
-
 def gpu_hours(spec: RunSpec) -> float:
     """Expected GPU hours of one run: nodes × GPUs per node × expected (else maximum) hours."""
     launcher = spec.launcher
-    hours = launcher.get("expected_hours") or launcher["timeout_min"] / 60
-    return launcher["nodes"] * launcher["gpus_per_node"] * hours
+    hours = launcher.expected_hours or launcher.timeout_min / 60
+    return launcher.nodes * launcher.gpus_per_node * hours
 
 
 def decide(
@@ -104,10 +76,10 @@ def decide(
 
 def make_plan(specs: Sequence[RunSpec], decisions: Mapping[str, Decision], max_array_size: int) -> Plan:
     """Group the runs to submit by resource shape, then split each group under ``max_array_size``."""
-    groups: dict[tuple, list[RunSpec]] = {}
+    groups: dict[tuple[object, ...], list[RunSpec]] = {}
     for spec in specs:
         if decisions[spec.run_key] in (Decision.NEW, Decision.RESUME):
-            groups.setdefault(shape(spec), []).append(spec)
+            groups.setdefault(spec.launcher.shape, []).append(spec)
     arrays = [
         group[start : start + max_array_size]
         for group in groups.values()
@@ -116,13 +88,13 @@ def make_plan(specs: Sequence[RunSpec], decisions: Mapping[str, Decision], max_a
     return Plan(specs=list(specs), decisions=dict(decisions), arrays=arrays)
 
 
-def at_once(launcher: Mapping[str, Any], runs: int) -> int:
+def at_once(launcher: LauncherConfig, runs: int) -> int:
     """How many runs of one array run at the same time: ``array_parallelism`` (locally while the launcher
     waits, see LocalQueue), one in debug."""
-    return 1 if launcher["name"] == "debug" else min(runs, launcher["array_parallelism"])
+    return 1 if launcher.name == "debug" else min(runs, launcher.array_parallelism)
 
 
-def array_summary(plan: Plan) -> list[dict[str, Any]]:
+def array_summary(plan: Plan) -> list[dict[str, str | int]]:
     """One row per array to submit: runs, resources per job, throttle."""
     rows = []
     for array in plan.arrays:
@@ -130,14 +102,14 @@ def array_summary(plan: Plan) -> list[dict[str, Any]]:
         rows.append(
             {
                 "runs": len(array),
-                "launcher": launcher["name"],
-                "partition": launcher.get("partition") or "-",
-                "nodes": launcher["nodes"],
-                "tasks/node": launcher["tasks_per_node"],
-                "gpus/node": launcher["gpus_per_node"],
-                "cpus/task": launcher["cpus_per_task"],
-                "mem": f"{launcher['mem_gb']}GB" if launcher.get("mem_gb") else "-",
-                "time": f"{launcher['timeout_min']} min",
+                "launcher": launcher.name,
+                "partition": launcher.partition or "-",
+                "nodes": launcher.nodes,
+                "tasks/node": launcher.tasks_per_node,
+                "gpus/node": launcher.gpus_per_node,
+                "cpus/task": launcher.cpus_per_task,
+                "mem": f"{launcher.mem_gb}GB" if launcher.mem_gb else "-",
+                "time": f"{launcher.timeout_min} min",
                 "parallel": at_once(launcher, len(array)),
             }
         )

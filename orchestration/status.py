@@ -10,10 +10,9 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from orchestration.grid import RunSpec
 from orchestration.ledger import Submission
+from orchestration.run_spec import RunSpec
 from orchestration.tracking.grid_runs import TrackedRun, run_step
 
 FG_ARI = "eval/fg_ari"
@@ -42,14 +41,6 @@ class CellStatus:
 
     def count(self, state: RunState) -> int:
         return sum(1 for value in self.states.values() if value == state)
-
-
-def tracking_uri(config: Mapping[str, Any]) -> str:
-    """The MLflow tracking URI of a resolved run config (``tracking.uri``)."""
-    uri = (config.get("tracking") or {}).get("uri")
-    if not uri:
-        raise ValueError("tracking.uri is not set; choose tracking=local or tracking=server")
-    return str(uri)
 
 
 def log_tail(submission: Submission, lines: int = 15) -> str:
@@ -102,7 +93,7 @@ def grid_status(
             cell.fg_ari.append(run.metrics[FG_ARI])
         elif state == RunState.RUNNING and run is not None and uri is not None:
             step = run_step(uri, run)
-            iters = spec.config["training"]["iters"]
+            iters = spec.config.training.iters
             cell.steps[spec.seed] = f"{'?' if step is None else step}/{iters}"
         elif state == RunState.FAILED:
             cell.failures[spec.seed] = (

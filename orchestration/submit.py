@@ -5,64 +5,59 @@ code when asked. Submission returns at once; every job is recorded in the grid's
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
 
 import submitit
 
-from orchestration.grid import RunSpec
+from orchestration.config import LauncherConfig
 from orchestration.ledger import Submission, append_ledger
 from orchestration.plan import Plan
+from orchestration.run_spec import RunSpec
 from orchestration.tracking.store import ensure_experiment
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def make_executor(launcher: Mapping[str, Any], job_name: str) -> submitit.Executor:
+def make_executor(launcher: LauncherConfig, job_name: str) -> submitit.Executor:
     """The submitit executor for ``launcher.name`` (slurm | local | debug) with its resource keys."""
-    kind = launcher["name"]
-    folder = launcher["folder"]
-    if kind == "debug":
-        return submitit.DebugExecutor(folder)
-    if kind == "local":
-        executor = submitit.LocalExecutor(folder)
+    if launcher.name == "debug":
+        return submitit.DebugExecutor(launcher.folder)
+    if launcher.name == "local":
+        executor = submitit.LocalExecutor(launcher.folder)
         executor.update_parameters(
-            timeout_min=launcher["timeout_min"],
-            tasks_per_node=launcher["tasks_per_node"],
-            gpus_per_node=launcher["gpus_per_node"],
-            signal_delay_s=launcher["signal_delay_s"],
-            setup=list(launcher.get("setup") or []),
+            timeout_min=launcher.timeout_min,
+            tasks_per_node=launcher.tasks_per_node,
+            gpus_per_node=launcher.gpus_per_node,
+            signal_delay_s=launcher.signal_delay_s,
+            setup=list(launcher.setup),
         )
         return executor
-    if kind == "slurm":
-        executor = submitit.SlurmExecutor(folder, max_num_timeout=launcher["max_num_timeout"])
-        ranks = launcher["nodes"] * launcher["tasks_per_node"]
-        optional = {
-            "partition": launcher.get("partition"),
-            "account": launcher.get("account"),
-            "qos": launcher.get("qos"),
-            "constraint": launcher.get("constraint"),
-            "gpus_per_node": launcher["gpus_per_node"] or None,
-            "mem": f"{launcher['mem_gb']}GB" if launcher.get("mem_gb") else None,
-            "additional_parameters": {"hold": True} if launcher.get("hold") else None,
-            # a rank that dies ends the job, instead of leaving its peers waiting in the rendezvous
-            "srun_args": ["--kill-on-bad-exit=1"] if ranks > 1 else None,
-        }
-        executor.update_parameters(
-            job_name=job_name,
-            nodes=launcher["nodes"],
-            ntasks_per_node=launcher["tasks_per_node"],
-            cpus_per_task=launcher["cpus_per_task"],
-            time=launcher["timeout_min"],
-            signal_delay_s=launcher["signal_delay_s"],
-            array_parallelism=launcher["array_parallelism"],
-            setup=list(launcher.get("setup") or []),
-            **{key: value for key, value in optional.items() if value is not None},
-        )
-        return executor
-    raise ValueError(f"launcher.name={kind!r} is not known (choose launcher=slurm, local or debug)")
+    executor = submitit.SlurmExecutor(launcher.folder, max_num_timeout=launcher.max_num_timeout)
+    optional = {
+        "partition": launcher.partition,
+        "account": launcher.account,
+        "qos": launcher.qos,
+        "constraint": launcher.constraint,
+        "gpus_per_node": launcher.gpus_per_node or None,
+        "mem": f"{launcher.mem_gb}GB" if launcher.mem_gb else None,
+        "additional_parameters": {"hold": True} if launcher.hold else None,
+        # a rank that dies ends the job, instead of leaving its peers waiting in the rendezvous
+        "srun_args": ["--kill-on-bad-exit=1"] if launcher.ranks > 1 else None,
+    }
+    executor.update_parameters(
+        job_name=job_name,
+        nodes=launcher.nodes,
+        ntasks_per_node=launcher.tasks_per_node,
+        cpus_per_task=launcher.cpus_per_task,
+        time=launcher.timeout_min,
+        signal_delay_s=launcher.signal_delay_s,
+        array_parallelism=launcher.array_parallelism,
+        setup=list(launcher.setup),
+        **{key: value for key, value in optional.items() if value is not None},
+    )
+    return executor
 
 
 @contextmanager
@@ -76,12 +71,11 @@ def code_snapshot(output_root: str | Path, grid: str) -> Iterator[Path | None]:
 
 def prepare_datasets(specs: Sequence[RunSpec]) -> None:
     """Generate missing datasets once, before the jobs start (they would race to write the same file)."""
-    from emorl.config import ExperimentConfig
     from emorl.data.reader import build_dataset
 
     seen = set()
     for spec in specs:
-        data = ExperimentConfig.from_dict(spec.config).data
+        data = spec.config.data
         if data.generate_if_missing and data not in seen:
             seen.add(data)
             for split in ("train", "test"):
@@ -97,12 +91,12 @@ def submit(plan: Plan) -> tuple[list[Submission], list[submitit.Job]]:
         return [], []
     prepare_datasets(to_submit)
     first = to_submit[0]
-    ensure_experiment(first.config["tracking"]["uri"], first.experiment)
-    output_root, grid = first.config["output_root"], first.grid
+    ensure_experiment(first.tracking.uri, first.experiment)
+    output_root, grid = first.output_root, first.grid
     submissions: list[Submission] = []
     jobs: list[submitit.Job] = []
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    with code_snapshot(output_root, grid) if first.launcher.get("snapshot") else nullcontext():
+    with code_snapshot(output_root, grid) if first.launcher.snapshot else nullcontext():
         for array in plan.arrays:
             launcher = array[0].launcher
             executor = make_executor(launcher, job_name=f"emorl-{grid}")
@@ -112,7 +106,7 @@ def submit(plan: Plan) -> tuple[list[Submission], list[submitit.Job]]:
                 folder = str(job.paths.folder)
                 submissions.append(
                     Submission(
-                        spec.run_key, spec.cell_key, spec.seed, job.job_id, folder, launcher["name"], now
+                        spec.run_key, spec.cell_key, spec.seed, job.job_id, folder, launcher.name, now
                     )
                 )
             jobs += array_jobs

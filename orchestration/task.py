@@ -15,17 +15,21 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import submitit
 
-from orchestration.grid import RunSpec
 from orchestration.job_environment import TaskEnvironment, export_distributed_environment, task_environment
+from orchestration.run_spec import RunSpec
 from orchestration.tracking.lifetime import StopRequest, tracked_run
 
+if TYPE_CHECKING:  # imported where used: submitting a grid needs neither torch nor the MLflow logger
+    from emorl.config import DataConfig
+    from orchestration.tracking.logger import MLflowLogger
+
 EVAL_TYPE = "ari_mse_kl"
+JobResult = dict[str, str | float]  # run_key, step, the metrics (or "preempted", "skipped")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -41,15 +45,15 @@ def code_version(repo: Path = REPO_ROOT) -> dict[str, str]:
     return {"git_sha": sha, "git_dirty": str(dirty).lower()}
 
 
-def dataset_checksums(data: Mapping[str, Any]) -> dict[str, str]:
+def dataset_checksums(data: DataConfig) -> dict[str, str]:
     """SHA-256 of the train/test files as recorded in the data root's manifest (when there is one)."""
     from emorl.data.integrity import read_manifest
     from emorl.data.layout import dataset_path
 
-    manifest = read_manifest(data["root"])
+    manifest = read_manifest(data.root)
     tags = {}
     for split in ("train", "test"):
-        entry = manifest.get(dataset_path(data["name"], data["root"], split).name)
+        entry = manifest.get(dataset_path(data.name, data.root, split).name)
         tags[f"data_sha256.{split}"] = entry.sha256 if entry else "not in manifest"
     return tags
 
@@ -57,24 +61,20 @@ def dataset_checksums(data: Mapping[str, Any]) -> dict[str, str]:
 class TrainAndEvaluate(submitit.helpers.Checkpointable):
     """Train ``spec`` (resuming from its checkpoints), evaluate FG-ARI/MSE/KL, all in one MLflow run."""
 
-    def __init__(self, spec: RunSpec, tracking: Mapping[str, Any] | None = None, attempt: int = 0):
+    def __init__(self, spec: RunSpec, attempt: int = 0):
         self.spec = spec
-        self.tracking = dict(tracking if tracking is not None else spec.config["tracking"])
         self.attempt = attempt
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
         """For submitit's requeue: a fresh copy (the trainer's checkpoint on disk carries the state)."""
         return submitit.helpers.DelayedSubmission(
-            TrainAndEvaluate(self.spec, self.tracking, self.attempt + 1), *args, **kwargs
+            TrainAndEvaluate(self.spec, self.attempt + 1), *args, **kwargs
         )
 
-    def __call__(self) -> dict[str, Any]:
-        from emorl.config import ExperimentConfig
-
+    def __call__(self) -> JobResult:
         env = task_environment()
         export_distributed_environment()
-        cfg = ExperimentConfig.from_dict(self.spec.config)
-        uri = self.tracking["uri"]
+        uri = self.spec.tracking.uri
         is_main = env.global_rank == 0
         node = os.environ.get("SLURMD_NODENAME", os.uname().nodename)
         print(
@@ -87,7 +87,7 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
             return {"run_key": self.spec.run_key, "skipped": "already FINISHED"}
         logger = self._open(uri, env) if is_main else None
         with tracked_run(logger, signals=(signal.SIGUSR2,)) as stop:
-            result = self._train_and_evaluate(cfg, logger, stop)
+            result = self._train_and_evaluate(logger, stop)
         if stop.preempted:
             from orchestration.tracking.runs import pause_run
 
@@ -98,15 +98,16 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
                 requeue(signal.SIGUSR2, None)  # submitit: checkpoint() and requeue, then exit
         return result
 
-    def _train_and_evaluate(self, cfg: Any, logger: Any, stop: StopRequest) -> dict[str, Any]:
+    def _train_and_evaluate(self, logger: MLflowLogger | None, stop: StopRequest) -> JobResult:
         from emorl.eval import evaluate
         from emorl.train import train
         from emorl.train.checkpoint import load_for_eval
 
+        cfg = self.spec.config
         trained = train(cfg, logger, stop_requested=stop.is_set, progress=False)
         stop.release()  # from here USR2 is submitit's again: requeue, and the next attempt re-evaluates
         stop.preempted = trained.preempted
-        summary: dict[str, Any] = {"run_key": self.spec.run_key, "step": trained.final_step}
+        summary: JobResult = {"run_key": self.spec.run_key, "step": trained.final_step}
         if trained.preempted:
             return {**summary, "preempted": True}
         if logger is None:  # ranks > 0 are done once training is
@@ -133,7 +134,7 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
             "attempt": str(self.attempt),
             **{f"label.{axis}": label for axis, label in spec.labels.items()},
             **code_version(),
-            **dataset_checksums(spec.config["data"]),
+            **dataset_checksums(spec.config.data),
         }
         if env.job_id is not None:
             array_job, _, array_task = env.job_id.partition("_")
@@ -149,7 +150,7 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
             )
         return tags
 
-    def _open(self, uri: str, env: TaskEnvironment) -> Any:
+    def _open(self, uri: str, env: TaskEnvironment) -> MLflowLogger:
         """Find or create the run by run_key; attach the resolved config and `pip freeze`."""
         from orchestration.tracking.logger import MLflowLogger
         from orchestration.tracking.runs import open_run
@@ -165,7 +166,7 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
         )
         logger = MLflowLogger(uri, run_id, spool_dir=spec.output_dir / "mlflow-spool")
         folder = Path(tempfile.mkdtemp(prefix="emorl-run-"))
-        (folder / "config.json").write_text(json.dumps(spec.config, indent=2, sort_keys=True))
+        (folder / "config.json").write_text(json.dumps(spec.to_dict(), indent=2, sort_keys=True))
         freeze = subprocess.run(
             [sys.executable, "-m", "pip", "freeze"], capture_output=True, text=True, check=False
         )

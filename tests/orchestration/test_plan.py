@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 
-from orchestration.grid import Composer, expand_grid
+from orchestration.compose import Composer
+from orchestration.grid import expand_grid
 from orchestration.ledger import Submission, append_ledger, read_ledger
 from orchestration.plan import Decision, decide, format_plan, make_plan
 from orchestration.tracking.grid_runs import tracked_runs
@@ -40,7 +41,7 @@ def submission(spec, job_id: str) -> Submission:
 
 
 def test_finished_runs_are_skipped_unfinished_resumed_and_unknown_new(specs):
-    uri = specs[0].config["tracking"]["uri"]
+    uri = specs[0].tracking.uri
     record_run(uri, specs[0], "FINISHED")
     record_run(uri, specs[1], "FAILED")
     statuses = {key: run.status for key, run in tracked_runs(uri, specs[0].experiment, "toy").items()}
@@ -63,7 +64,7 @@ def test_runs_of_one_resource_shape_share_an_array_split_under_max_array_size(sp
     sizes = sorted(len(array) for array in plan.arrays)
     assert sizes == [1, 1, 2, 2]  # two shapes of 3 runs, each split into 2 + 1
     for array in plan.arrays:
-        assert len({spec.launcher["tasks_per_node"] for spec in array}) == 1
+        assert len({spec.launcher.tasks_per_node for spec in array}) == 1
 
 
 def test_plan_leaves_out_finished_and_active_runs(specs):
