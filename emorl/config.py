@@ -1,8 +1,9 @@
 """Typed, validated configuration for the model, data, training, GECO and evaluation.
 
-The Hydra tree under ``experiments/conf`` is the one home of the values; these dataclasses only give
-them types and check them. ``ExperimentConfig.from_dict`` collects *every* problem in a config before
-raising, so a grid can be validated as a whole and report all of its errors at once.
+The Hydra tree under ``experiments/conf`` is the one home of the values; these dataclasses give them types
+and check them, and their defaults are the tree's code defaults (a test holds them equal).
+``ExperimentConfig.from_dict`` collects *every* problem in a config before raising, so a grid can be
+validated as a whole and report all of its errors at once.
 
 Each field also declares its ``KeyRole``: whether it is part of a run's identity (its run_key) and whether
 it may change when a run resumes from a checkpoint. ``emorl.identity`` derives both from that declaration.
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import math
 import types
 import typing
 from collections.abc import Mapping
@@ -79,7 +79,7 @@ class ModelConfig:
     dual_gru: bool = True
     decoder: Literal["iodine", "big", "small"] = "iodine"
     likelihood: Literal["gmm", "gaussian"] = "gaussian"
-    log_scale: float = math.log(0.1)
+    log_scale: float = -2.302585093  # ln 0.1
     input_size: tuple[int, int, int] = (3, 64, 64)
     loss_weights: Literal["code", "paper"] = "code"
 
@@ -111,7 +111,7 @@ class DataConfig:
     factors: bool = False
     clevr_resolution: int | None = None
     in_memory: bool = operational(False)
-    num_workers: int = operational(2)
+    num_workers: int = operational(8)
     generate_if_missing: bool = operational(False)
     generate_train: int = 2000
     generate_test: int = 320

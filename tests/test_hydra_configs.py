@@ -84,3 +84,15 @@ def test_each_dataset_config_trains_a_step(dataset: str, all_dataset_roots, tmp_
     )
     result = train(ExperimentConfig.from_dict(resolved), progress=False)
     assert result.final_step == 1 and result.checkpoint_path.is_file()
+
+
+def test_the_typed_defaults_are_the_trees_code_defaults():
+    """Without a dataset preset the tree holds the code defaults: the dataclasses' defaults are the same
+    values (output folders aside, which the tree derives from output_root, the dataset and the seed)."""
+    tree = resolve("train", ["~dataset"])
+    defaults = ExperimentConfig().to_dict()
+    for section, values in defaults.items():
+        derived = {"output_dir"}
+        assert {k: v for k, v in tree[section].items() if k not in derived} == {
+            k: v for k, v in values.items() if k not in derived
+        }, section
