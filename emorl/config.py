@@ -74,7 +74,6 @@ class ModelConfig:
     K: int = 4
     z_size: int = 64
     stochastic_layers: int = 3
-    refinement_steps: int = 3
     prior: Literal["reversed_plusplus", "reversed", "bottom_up"] = "reversed_plusplus"
     dual_gru: bool = True
     decoder: Literal["iodine", "big", "small"] = "iodine"
@@ -88,7 +87,6 @@ class ModelConfig:
         _at_least(errors, f"{prefix}.K", self.K, 1)
         _at_least(errors, f"{prefix}.z_size", self.z_size, 1)
         _at_least(errors, f"{prefix}.stochastic_layers", self.stochastic_layers, 0)
-        _at_least(errors, f"{prefix}.refinement_steps", self.refinement_steps, 0)
         _choice(errors, f"{prefix}.prior", self.prior, PRIORS)
         _choice(errors, f"{prefix}.decoder", self.decoder, DECODERS)
         _choice(errors, f"{prefix}.likelihood", self.likelihood, LIKELIHOODS)

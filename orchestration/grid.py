@@ -8,8 +8,8 @@ A grid lives in ``experiments/conf/grid/<name>.yaml``::
       - product:                    # every combination of the axes in the block
           model.prior: [reversed_plusplus, bottom_up]
       - zip:                        # the i-th values of the axes go together
-          model.refinement_steps: [0, 1]
           training.refinement_curriculum: [[[-1, 0]], [[-1, 1]]]
+          eval.refinement_steps: [0, 1]
       - product:
           variant:                  # a named axis: each value is a set of overrides of any keys
             full: {}

@@ -22,6 +22,9 @@ from emorl.identity import CHANGEABLE_ON_RESUME
 
 CHECKPOINT_DIR = "checkpoints"
 _NAME = re.compile(r"^step-(\d{8,})\.pt$")
+# Keys that older checkpoints' configs hold and the config no longer has (I comes from
+# training.refinement_curriculum and eval.refinement_steps): dropped when such a checkpoint is read.
+RETIRED_KEYS = ("model.refinement_steps",)
 
 
 
@@ -106,6 +109,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"checkpoint {path} cannot be read ({exc}); delete it to fall back") from exc
     if not isinstance(state, dict) or "config" not in state or "step" not in state:
         raise CheckpointError(f"{path} is not an emorl training checkpoint (no 'config'/'step' entries)")
+    for key in RETIRED_KEYS:
+        section, name = key.split(".")
+        state["config"].get(section, {}).pop(name, None)
     return state
 
 

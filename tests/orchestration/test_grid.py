@@ -42,15 +42,15 @@ def test_zip_axes_move_together(composer):
         axes=[
             {
                 "zip": {
-                    "model.refinement_steps": [0, 3],
                     "training.refinement_curriculum": [[[-1, 0]], [[-1, 3]]],
+                    "eval.refinement_steps": [0, 3],
                 }
             }
         ]
     )
     specs = expand_grid(grid, composer)
     pairs = {
-        (s.config.model.refinement_steps, s.config.training.refinement_curriculum[0][1])
+        (s.config.eval.refinement_steps, s.config.training.refinement_curriculum[0][1])
         for s in specs
     }
     assert pairs == {(0, 0), (3, 3)}

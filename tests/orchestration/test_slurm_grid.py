@@ -37,7 +37,6 @@ TINY = {
     "data.generate_test": 16,
     "data.num_workers": 0,
     "model.z_size": 8,
-    "model.refinement_steps": 1,
     "training.batch_size": 4,
     "training.iters": 10,
     "training.warmup_steps": 2,
