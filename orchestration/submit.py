@@ -24,14 +24,14 @@ def make_executor(launcher: LauncherConfig, job_name: str) -> submitit.Executor:
     """The submitit executor for ``launcher.name`` (slurm | local | debug) with its resource keys."""
     if launcher.name == "debug":
         return submitit.DebugExecutor(launcher.folder)
+    common = {"signal_delay_s": launcher.signal_delay_s, "setup": list(launcher.setup)}
     if launcher.name == "local":
         executor = submitit.LocalExecutor(launcher.folder)
         executor.update_parameters(
             timeout_min=launcher.timeout_min,
             tasks_per_node=launcher.tasks_per_node,
             gpus_per_node=launcher.gpus_per_node,
-            signal_delay_s=launcher.signal_delay_s,
-            setup=list(launcher.setup),
+            **common,
         )
         return executor
     executor = submitit.SlurmExecutor(launcher.folder, max_num_timeout=launcher.max_num_timeout)
@@ -52,9 +52,8 @@ def make_executor(launcher: LauncherConfig, job_name: str) -> submitit.Executor:
         ntasks_per_node=launcher.tasks_per_node,
         cpus_per_task=launcher.cpus_per_task,
         time=launcher.timeout_min,
-        signal_delay_s=launcher.signal_delay_s,
         array_parallelism=launcher.array_parallelism,
-        setup=list(launcher.setup),
+        **common,
         **{key: value for key, value in optional.items() if value is not None},
     )
     return executor

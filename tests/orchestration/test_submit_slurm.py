@@ -21,28 +21,30 @@ def rank_one_crashes() -> str:
 
 
 def test_a_rank_that_dies_ends_the_whole_job(slurm_cluster, tmp_path):
-    launcher = LauncherConfig(
-        name="slurm",
-        folder=str(tmp_path / "%j"),
-        max_num_timeout=0,
-        partition="multi",
-        account=None,
-        qos=None,
-        constraint=None,
-        nodes=2,
-        tasks_per_node=1,
-        gpus_per_node=0,
-        cpus_per_task=1,
-        mem_gb=1,
-        timeout_min=10,
-        expected_hours=None,
-        signal_delay_s=30,
-        array_parallelism=1,
-        max_array_size=None,
-        setup=(),
-        snapshot=False,
-        hold=False,
-        profile=None,
+    launcher = LauncherConfig.from_dict(
+        {
+            "name": "slurm",
+            "folder": str(tmp_path / "%j"),
+            "max_num_timeout": 0,
+            "partition": "multi",
+            "account": None,
+            "qos": None,
+            "constraint": None,
+            "nodes": 2,
+            "tasks_per_node": 1,
+            "gpus_per_node": 0,
+            "cpus_per_task": 1,
+            "mem_gb": 1,
+            "timeout_min": 10,
+            "expected_hours": None,
+            "signal_delay_s": 30,
+            "array_parallelism": 1,
+            "max_array_size": None,
+            "setup": [],
+            "snapshot": False,
+            "hold": False,
+            "profile": None,
+        }
     )
     job = make_executor(launcher, "kill-on-bad-exit").submit(rank_one_crashes)
     started = time.monotonic()
