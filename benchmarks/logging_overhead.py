@@ -28,7 +28,8 @@ sys.path.insert(0, str(REPO))
 from emorl.config import ExperimentConfig  # noqa: E402
 from emorl.data.writer import write_dataset  # noqa: E402
 from emorl.train import train  # noqa: E402
-from orchestration.tracking import MLflowLogger, open_run  # noqa: E402
+from orchestration.tracking.logger import MLflowLogger  # noqa: E402
+from orchestration.tracking.runs import open_run  # noqa: E402
 
 
 class TimedLogger:

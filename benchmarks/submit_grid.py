@@ -14,8 +14,10 @@ import subprocess
 import tempfile
 import time
 
-from orchestration.grid import Composer, expand_grid
-from orchestration.launch import Decision, format_plan, make_plan, submit
+from orchestration.compose import Composer
+from orchestration.grid import expand_grid
+from orchestration.plan import Decision, format_plan, make_plan
+from orchestration.submit import submit
 
 
 def large_grid(sizes: list[int], seeds: int) -> dict:

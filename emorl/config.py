@@ -1,14 +1,18 @@
 """Typed, validated configuration for the model, data, training, GECO and evaluation.
 
-The Hydra tree under ``experiments/conf`` is the one home of the values; these dataclasses only give
-them types and check them. ``ExperimentConfig.from_dict`` collects *every* problem in a config before
-raising, so a grid can be validated as a whole and report all of its errors at once.
+The Hydra tree under ``experiments/conf`` is the one home of the values; these dataclasses give them types
+and check them, and their defaults are the tree's code defaults (a test holds them equal).
+``ExperimentConfig.from_dict`` collects *every* problem in a config before raising, so a grid can be
+validated as a whole and report all of its errors at once.
+
+Each field also declares its ``KeyRole``: whether it is part of a run's identity (its run_key) and whether
+it may change when a run resumes from a checkpoint. ``emorl.identity`` derives both from that declaration.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
+import enum
 import types
 import typing
 from collections.abc import Mapping
@@ -23,6 +27,28 @@ LIKELIHOODS = ("gmm", "gaussian")
 LOSS_WEIGHTS = ("code", "paper")
 DATASETS = tuple(DATASET_SPECS)  # every dataset of the reference layout (emorl.data.layout)
 PRECISIONS = ("fp32", "bf16")
+
+
+class KeyRole(enum.Enum):
+    """What a config key means for a run's identity (its run_key) and for resuming it."""
+
+    RESULT = "result"  # decides what the run computes: in its run_key; fixed once training started
+    RESUMABLE = "resumable"  # in its run_key, yet may change on resume: its length, its evaluation
+    OPERATIONAL = "operational"  # how it runs, not what it computes: outside its run_key; may change
+
+
+ROLE = "role"  # the field metadata entry that holds a key's role (RESULT where none is given)
+MINIMUM = "minimum"  # the field metadata entry of an integer count: its least value
+
+
+def resumable(default: Any) -> Any:
+    """A field in the run's identity that may still change when the run resumes."""
+    return field(default=default, metadata={ROLE: KeyRole.RESUMABLE})
+
+
+def operational(default: Any) -> Any:
+    """A field that does not change what the run computes (paths, cadence, workers, device)."""
+    return field(default=default, metadata={ROLE: KeyRole.OPERATIONAL})
 
 
 class ConfigError(ValueError):
@@ -55,12 +81,11 @@ class ModelConfig:
     K: int = 4
     z_size: int = 64
     stochastic_layers: int = 3
-    refinement_steps: int = 3
     prior: Literal["reversed_plusplus", "reversed", "bottom_up"] = "reversed_plusplus"
     dual_gru: bool = True
     decoder: Literal["iodine", "big", "small"] = "iodine"
     likelihood: Literal["gmm", "gaussian"] = "gaussian"
-    log_scale: float = math.log(0.1)
+    log_scale: float = -2.302585093  # ln 0.1
     input_size: tuple[int, int, int] = (3, 64, 64)
     loss_weights: Literal["code", "paper"] = "code"
     refinement_batch_size: int = 32
@@ -71,7 +96,6 @@ class ModelConfig:
         _at_least(errors, f"{prefix}.K", self.K, 1)
         _at_least(errors, f"{prefix}.z_size", self.z_size, 1)
         _at_least(errors, f"{prefix}.stochastic_layers", self.stochastic_layers, 0)
-        _at_least(errors, f"{prefix}.refinement_steps", self.refinement_steps, 0)
         _at_least(errors, f"{prefix}.refinement_batch_size", self.refinement_batch_size, 1)
         if not isinstance(self.init_gain, int | float) or self.init_gain <= 0:
             errors.append(f"{prefix}.init_gain={self.init_gain!r} must be a number > 0")
@@ -92,13 +116,13 @@ class DataConfig:
     """Which Multi-Object dataset to read and how (spec §1)."""
 
     name: str = "tetrominoes"
-    root: str = "data"
+    root: str = operational("data")
     masks: bool = False
     factors: bool = False
     clevr_resolution: int | None = None
-    in_memory: bool = False
-    num_workers: int = 2
-    generate_if_missing: bool = False
+    in_memory: bool = operational(False)
+    num_workers: int = operational(8)
+    generate_if_missing: bool = operational(False)
     generate_train: int = 2000
     generate_test: int = 320
 
@@ -141,7 +165,7 @@ class TrainingConfig:
     """The training recipe (spec §5). ``batch_size`` is the *global* batch over all ranks."""
 
     batch_size: int = 32
-    iters: int = 200_000
+    iters: int = resumable(200_000)
     lr: float = 4e-4
     warmup_steps: int = 10_000
     decay_rate: float = 0.5
@@ -151,17 +175,17 @@ class TrainingConfig:
     refinement_curriculum: tuple[tuple[int, int], ...] = ((-1, 3),)
     seed: int = 1
     precision: Literal["fp32", "bf16"] = "fp32"
-    channels_last: bool = False
-    compile: bool = False
-    checkpoint_every_steps: int = 25_000
-    checkpoint_every_minutes: float = 30.0
-    keep_checkpoints: int = 3
-    max_nonfinite_steps: int = 20
-    log_every: int = 100
-    image_every: int = 5_000
-    output_dir: str = "outputs/run"
-    resume: bool = True
-    device: str = "auto"
+    channels_last: bool = operational(False)
+    compile: bool = operational(False)
+    checkpoint_every_steps: int = operational(25_000)
+    checkpoint_every_minutes: float = operational(30.0)
+    keep_checkpoints: int = operational(3)
+    max_nonfinite_steps: int = resumable(20)
+    log_every: int = operational(100)
+    image_every: int = operational(5_000)
+    output_dir: str = operational("outputs/run")
+    resume: bool = operational(True)
+    device: str = operational("auto")
 
     def problems(self, prefix: str = "training") -> list[str]:
         errors: list[str] = []
@@ -189,22 +213,24 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Evaluation (spec §7–§9). ``diagnosis_*`` are the collapse check's thresholds (emorl.eval.diagnosis)."""
+    """Evaluation (spec §7–§9). A grid's results are its evaluation, so these keys are part of a run's
+    identity; training does not read them, so they may change when a run resumes. ``diagnosis_*`` are the
+    collapse check's thresholds (emorl.eval.diagnosis): they only label a run, so they are outside it."""
 
-    num_images: int = 320
-    batch_size: int = 32
-    refinement_steps: int = 3
-    num_slots: int | None = None
-    seed: int = 2
-    activeness_images: int = 100
-    traversal_steps: int = 8
-    gif_top_k: int = 10
-    output_dir: str = "outputs/eval"
-    diagnosis_fg_share: float = 0.05
-    diagnosis_max_fg_ari: float = 0.2
-    diagnosis_max_fg_slots: float = 1.5
-    diagnosis_min_mask_entropy: float = 0.9
-    diagnosis_min_segmenting_fg_ari: float = 0.5
+    num_images: int = resumable(320)
+    batch_size: int = resumable(32)
+    refinement_steps: int = resumable(3)
+    num_slots: int | None = resumable(None)
+    seed: int = resumable(2)
+    activeness_images: int = resumable(100)
+    traversal_steps: int = resumable(8)
+    gif_top_k: int = resumable(10)
+    output_dir: str = operational("outputs/eval")
+    diagnosis_fg_share: float = operational(0.05)
+    diagnosis_max_fg_ari: float = operational(0.2)
+    diagnosis_max_fg_slots: float = operational(1.5)
+    diagnosis_min_mask_entropy: float = operational(0.9)
+    diagnosis_min_segmenting_fg_ari: float = operational(0.5)
 
     def problems(self, prefix: str = "eval") -> list[str]:
         errors: list[str] = []
@@ -275,7 +301,7 @@ class ExperimentConfig:
             if not isinstance(section_raw, Mapping):
                 errors.append(f"{name} must be a mapping, got {type(section_raw).__name__}")
                 section_raw = {}
-            sections[name] = _build_section(section_type, section_raw, name, errors)
+            sections[name] = section_type(**typed_values(section_type, section_raw, name, errors))
         config = cls(**sections)
         errors += config.problems()
         if errors:
@@ -284,7 +310,16 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples as lists), the inverse of ``from_dict``."""
-        return _plain(dataclasses.asdict(self))
+        return plain_dict(self)
+
+
+def key_roles() -> dict[str, KeyRole]:
+    """Every key of the experiment config (``training.lr``, ...) with its declared role."""
+    return {
+        f"{name}.{item.name}": item.metadata.get(ROLE, KeyRole.RESULT)
+        for name, section_type in SECTIONS.items()
+        for item in dataclasses.fields(section_type)
+    }
 
 
 def flatten_config(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -299,6 +334,11 @@ def flatten_config(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def plain_dict(config: Any) -> dict[str, Any]:
+    """A config dataclass as plain nested data (tuples as lists), as YAML and JSON hold it."""
+    return _plain(dataclasses.asdict(config))
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
@@ -307,19 +347,32 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _build_section(section_type: type, raw: Mapping[str, Any], prefix: str, errors: list[str]) -> Any:
+def typed_values(
+    section_type: type, raw: Mapping[str, Any], prefix: str, errors: list[str]
+) -> dict[str, Any]:
+    """``raw``'s values coerced to the field types of the dataclass ``section_type``, and a problem in
+    ``errors`` for each unknown key, missing key (a field without a default) or bad value. A field whose
+    metadata gives a ``MINIMUM`` is an integer count of at least that."""
     hints = typing.get_type_hints(section_type)
-    known = {f.name for f in dataclasses.fields(section_type)}
+    fields = {item.name: item for item in dataclasses.fields(section_type)}
     for key in raw:
-        if key not in known:
-            errors.append(f"{prefix}.{key} is not a known key (known: {', '.join(sorted(known))})")
+        if key not in fields:
+            errors.append(f"{prefix}.{key} is not a known key (known: {', '.join(sorted(fields))})")
     values = {}
-    for key in known & set(raw):
+    for key, item in fields.items():
+        if key not in raw:
+            if item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING:
+                errors.append(f"{prefix}.{key} is missing")
+            continue
+        value, low = raw[key], item.metadata.get(MINIMUM)
+        if low is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            errors.append(f"{prefix}.{key}={value!r} must be an integer >= {low}")
+            continue
         try:
-            values[key] = _coerce(raw[key], hints[key])
+            values[key] = _coerce(value, hints[key])
         except (TypeError, ValueError) as exc:
-            errors.append(f"{prefix}.{key}={raw[key]!r}: {exc}")
-    return section_type(**values)
+            errors.append(f"{prefix}.{key}={value!r}: {exc}")
+    return values
 
 
 def _coerce(value: Any, hint: Any) -> Any:

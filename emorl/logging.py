@@ -1,7 +1,7 @@
 """The Logger protocol the trainer and the evaluation call, and its console implementation.
 
 ``emorl`` never imports a tracking backend: the MLflow implementation lives in
-``orchestration.tracking`` and satisfies this same protocol.
+``orchestration.tracking.logger`` and satisfies this same protocol.
 """
 
 from __future__ import annotations

@@ -16,20 +16,14 @@ from omegaconf import DictConfig
 
 from orchestration.aggregate import grid_results, summarize
 from orchestration.grid import GridError, expand_configured_grid
-from orchestration.launch import (
-    LocalQueue,
-    cluster_max_array_size,
-    decide,
-    format_plan,
-    live_jobs,
-    make_plan,
-    read_ledger,
-    submit,
-    wait_for,
-)
-from orchestration.status import tracked_runs, tracking_uri
-from orchestration.tables import log_table, render
-from orchestration.tracking import TrackingUnavailable, ensure_experiment
+from orchestration.ledger import read_ledger
+from orchestration.plan import decide, format_plan, make_plan
+from orchestration.scheduler import cluster_max_array_size, live_jobs
+from orchestration.submit import submit
+from orchestration.tables import render
+from orchestration.tracking.grid_runs import log_table, tracked_runs
+from orchestration.tracking.store import TrackingUnavailable, ensure_experiment
+from orchestration.wait import LocalQueue, wait_for
 
 
 def where_to_look(uri: str, experiment: str, grid: str, overrides: list[str]) -> str:
@@ -51,7 +45,7 @@ def run(cfg: DictConfig) -> int:
         print("nothing was submitted", file=sys.stderr)
         return 2
     first = specs[0]
-    uri, grid, launcher = tracking_uri(first.config), first.grid, first.launcher
+    uri, grid, launcher = first.tracking.uri, first.grid, first.launcher
     try:
         ensure_experiment(uri, first.experiment)
     except TrackingUnavailable as exc:
@@ -59,26 +53,26 @@ def run(cfg: DictConfig) -> int:
         print("nothing was submitted", file=sys.stderr)
         return 2
     statuses = {key: run.status for key, run in tracked_runs(uri, first.experiment, grid).items()}
-    on_slurm = any(spec.launcher["name"] == "slurm" for spec in specs)
-    ledger = read_ledger(first.config["output_root"], grid)
+    on_slurm = any(spec.launcher.name == "slurm" for spec in specs)
+    ledger = read_ledger(first.output_root, grid)
     decisions = decide(specs, statuses, ledger, live_jobs(ledger))
-    max_array = launcher.get("max_array_size") or (cluster_max_array_size() if on_slurm else len(specs))
+    max_array = launcher.max_array_size or (cluster_max_array_size() if on_slurm else len(specs))
     plan = make_plan(specs, decisions, max_array)
     print(format_plan(plan))
     if cfg.dry_run:
         print("dry run: nothing submitted")
         return 0
 
-    wait = cfg.wait if cfg.wait is not None else launcher["name"] in ("local", "debug")
-    slots = launcher["array_parallelism"]
-    queue = LocalQueue(plan) if launcher["name"] == "local" and wait else None
+    wait = cfg.wait if cfg.wait is not None else launcher.name in ("local", "debug")
+    slots = launcher.array_parallelism
+    queue = LocalQueue(plan) if launcher.name == "local" and wait else None
     submissions, jobs = queue.start(slots) if queue else submit(plan)
     if submissions:
         ids = ", ".join(sorted({entry.job_id.split("_")[0] for entry in submissions}))
         print(f"submitted {len(submissions)} runs: job ids {ids}")
     if queue and queue.waiting:
         print(f"{len(queue.waiting)} more start as these end (launcher.array_parallelism={slots})")
-    elif launcher["name"] == "local" and len(submissions) > slots:
+    elif launcher.name == "local" and len(submissions) > slots:
         print(
             f"wait=false: all {len(submissions)} local runs started at once (array_parallelism={slots} "
             "holds only while the launcher waits)",

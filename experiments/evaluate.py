@@ -20,9 +20,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from emorl.config import ExperimentConfig
 from emorl.eval import evaluate
+from emorl.identity import identity_key
 from emorl.train.checkpoint import LoadedRun, load_for_eval, resolve_checkpoint
-from orchestration.grid import identity_key
-from orchestration.tracking import STATUSES, MLflowLogger, find_run, recorded_run, run_status
+from orchestration.config import TrackingConfig
+from orchestration.tracking.logger import STATUSES, MLflowLogger
+from orchestration.tracking.runs import find_run, recorded_run, run_status
 
 
 def evaluation_config(checkpoint_config: ExperimentConfig, overrides: dict[str, Any]) -> ExperimentConfig:
@@ -33,20 +35,20 @@ def evaluation_config(checkpoint_config: ExperimentConfig, overrides: dict[str, 
     return ExperimentConfig.from_dict(merged)
 
 
-def training_run(loaded: LoadedRun, tracking: dict[str, Any]) -> str | None:
+def training_run(loaded: LoadedRun, tracking: TrackingConfig) -> str | None:
     """The MLflow run id to log into: ``tracking.run_id``, the run recorded in the training's output
     folder, or the run tagged with the checkpoint's run_key."""
-    if tracking.get("run_id"):
-        return str(tracking["run_id"])
-    recorded = recorded_run(loaded.config.training.output_dir, tracking["uri"])
+    if tracking.run_id:
+        return tracking.run_id
+    recorded = recorded_run(loaded.config.training.output_dir, tracking.uri)
     if recorded is not None:
         return recorded
-    run_key = identity_key(loaded.config.to_dict())
-    run_id = find_run(run_key, tracking["experiment"], tracking["uri"])
+    run_key = identity_key(loaded.config)
+    run_id = find_run(run_key, tracking.experiment, tracking.uri)
     if run_id is None:
         print(
-            f"no MLflow run with run_key {run_key} in experiment {tracking['experiment']!r} at "
-            f"{tracking['uri']}; results stay on disk only (pass tracking.run_id=ID to log into a run)",
+            f"no MLflow run with run_key {run_key} in experiment {tracking.experiment!r} at "
+            f"{tracking.uri}; results stay on disk only (pass tracking.run_id=ID to log into a run)",
             file=sys.stderr,
         )
     return run_id
@@ -61,10 +63,10 @@ def main(cfg: DictConfig) -> None:
     config = evaluation_config(loaded.config, resolved)
     eval_type = resolved["eval_type"]
     out_dir = Path(resolved["out_dir"] or Path(config.eval.output_dir) / eval_type)
-    tracking = resolved["tracking"]
+    tracking = TrackingConfig.from_dict(resolved["tracking"])
     run_id = training_run(loaded, tracking) if resolved["log_to_mlflow"] else None
-    logger = MLflowLogger(tracking["uri"], run_id) if run_id else None
-    status_before = run_status(run_id, tracking["uri"]) if run_id else None
+    logger = MLflowLogger(tracking.uri, run_id) if run_id else None
+    status_before = run_status(run_id, tracking.uri) if run_id else None
     print(f"evaluating {checkpoint} (step {loaded.step}): {eval_type} -> {out_dir}", file=sys.stderr)
     try:
         results = evaluate(loaded, eval_type, config, out_dir, logger, progress=resolved["progress"])
@@ -77,7 +79,7 @@ def main(cfg: DictConfig) -> None:
             print(f"{name:>28}: {entry['mean']:.4g}{spread} (n={entry['n']})")
     print(f"results: {out_dir / 'results.json'}")
     if run_id:
-        print(f"logged into MLflow run {run_id}; view it: mlflow ui --backend-store-uri {tracking['uri']}")
+        print(f"logged into MLflow run {run_id}; view it: mlflow ui --backend-store-uri {tracking.uri}")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from orchestration.grid import GridError, expand_configured_grid
-from orchestration.launch import live_jobs, read_ledger
-from orchestration.status import format_status, grid_status, tracked_runs, tracking_uri
+from orchestration.ledger import read_ledger
+from orchestration.scheduler import live_jobs
+from orchestration.status import format_status, grid_status
+from orchestration.tracking.grid_runs import tracked_runs
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="status")
@@ -26,9 +28,9 @@ def main(cfg: DictConfig) -> None:
         print(exc, file=sys.stderr)
         sys.exit(2)
     first = specs[0]
-    uri = tracking_uri(first.config)
+    uri = first.tracking.uri
     tracked = tracked_runs(uri, first.experiment, first.grid)
-    ledger = read_ledger(first.config["output_root"], first.grid)
+    ledger = read_ledger(first.output_root, first.grid)
     cells = grid_status(specs, tracked, ledger, live_jobs(ledger), uri=uri, tail_lines=cfg.tail_lines)
     print(format_status(first.grid, cells))
 

@@ -1,6 +1,6 @@
 """Train one EMORL model, tracked in MLflow; resumes from its newest checkpoint when restarted.
 
-    python experiments/train.py dataset=tetrominoes debug=true
+    python experiments/train.py dataset=tetrominoes debug=toy
     python experiments/train.py dataset=clevr6 tracking=server tracking.uri=http://127.0.0.1:5000
     torchrun --nproc_per_node=2 experiments/train.py dataset=multi_dsprites
 
@@ -12,33 +12,21 @@ once); an error ends it FAILED with the traceback attached.
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import tempfile
-import threading
-import traceback
 from pathlib import Path
-from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from emorl.config import ExperimentConfig
+from emorl.identity import identity_key
 from emorl.logging import ConsoleLogger, Logger, LoggerGroup
 from emorl.train import train
-from orchestration.grid import identity_key
-from orchestration.tracking import MLflowLogger, TrackingUnavailable, open_run
-
-
-def quote_debug_choice(argv: list[str]) -> list[str]:
-    """``debug=true`` selects the option ``debug/true.yaml``; Hydra reads a bare true as a bool, which a
-    config group refuses, so the choice is passed on quoted."""
-    return [
-        f"{arg.split('=')[0]}='{arg.split('=')[1].lower()}'"
-        if arg.lower() in ("debug=true", "debug=false")
-        else arg
-        for arg in argv
-    ]
+from orchestration.config import TrackingConfig
+from orchestration.tracking.lifetime import tracked_run
+from orchestration.tracking.logger import MLflowLogger
+from orchestration.tracking.runs import open_run
+from orchestration.tracking.store import TrackingUnavailable
 
 
 def run_name(config: ExperimentConfig, explicit: str | None) -> str:
@@ -49,38 +37,13 @@ def run_name(config: ExperimentConfig, explicit: str | None) -> str:
     return f"{config.data.name}-L{config.model.stochastic_layers}-I{first_steps}-seed{config.training.seed}"
 
 
-class StopOnSignal:
-    """SIGTERM/SIGINT ask the trainer to checkpoint and return; a second SIGINT interrupts at once."""
-
-    def __init__(self) -> None:
-        self.requested = threading.Event()
-        self.signal_name: str | None = None
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signal_name = signal.Signals(signum).name
-        print(f"\n{self.signal_name}: checkpointing at the next step boundary", file=sys.stderr, flush=True)
-        self.requested.set()
-
-
-def attach_traceback(logger: Logger, exc: BaseException) -> None:
-    folder = Path(tempfile.mkdtemp(prefix="emorl-failure-"))
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    (folder / "traceback.txt").write_text(text)
-    logger.log_artifact(folder / "traceback.txt", "run")
-
-
 @hydra.main(config_path="conf", config_name="train", version_base=None)
 def main(cfg: DictConfig) -> None:
     cfg.output_root = str(Path(cfg.output_root).expanduser().resolve())
     resolved = OmegaConf.to_container(cfg, resolve=True)
     config = ExperimentConfig.from_dict(resolved)
-    stop = StopOnSignal()
     logger: Logger | None = None
-    tracking = resolved["tracking"]
+    tracking = TrackingConfig.from_dict(resolved["tracking"])
     if int(os.environ.get("RANK", "0")) == 0:
         name = run_name(config, resolved["run_name"])
         tags = {
@@ -88,13 +51,13 @@ def main(cfg: DictConfig) -> None:
             "dataset": config.data.name,
             "seed": str(config.training.seed),
             "debug": str(resolved["debug"]).lower(),
-            "tracking": tracking["kind"],
+            "tracking": tracking.kind,
         }
         try:
             run_id = open_run(
-                tracking["uri"],
-                tracking["experiment"],
-                identity_key(resolved),
+                tracking.uri,
+                tracking.experiment,
+                identity_key(config),
                 name,
                 tags,
                 output_dir=config.training.output_dir,
@@ -102,25 +65,18 @@ def main(cfg: DictConfig) -> None:
         except TrackingUnavailable as exc:
             sys.exit(f"{exc}\nnothing was trained")
         mlflow_logger = MLflowLogger(
-            tracking["uri"], run_id, spool_dir=Path(config.training.output_dir) / "mlflow-spool"
+            tracking.uri, run_id, spool_dir=Path(config.training.output_dir) / "mlflow-spool"
         )
         logger = LoggerGroup(ConsoleLogger(), mlflow_logger)
-        print(f"MLflow run {name} ({run_id}) at {tracking['uri']}", file=sys.stderr)
-    try:
-        result = train(config, logger, stop_requested=stop.requested.is_set, progress=resolved["progress"])
-    except BaseException as exc:
-        if logger is not None:
-            attach_traceback(logger, exc)
-            logger.close("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        raise
-    if logger is not None:
-        logger.close("KILLED" if result.preempted else "FINISHED")
+        print(f"MLflow run {name} ({run_id}) at {tracking.uri}", file=sys.stderr)
+    with tracked_run(logger) as stop:
+        result = train(config, logger, stop_requested=stop.is_set, progress=resolved["progress"])
+        stop.preempted = result.preempted
     state = f"stopped by {stop.signal_name}" if result.preempted else "finished"
     print(f"training {state} at step {result.final_step}; checkpoint {result.checkpoint_path}")
-    if tracking["kind"] == "local":
-        print(f"view it: mlflow ui --backend-store-uri {tracking['uri']}")
+    if tracking.kind == "local":
+        print(f"view it: mlflow ui --backend-store-uri {tracking.uri}")
 
 
 if __name__ == "__main__":
-    sys.argv = quote_debug_choice(sys.argv)
     main()

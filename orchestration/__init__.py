@@ -1,1 +1,8 @@
-"""The cluster layer: grids, tracking, submission, jobs, status, aggregation and tables."""
+"""The cluster layer: a grid becomes validated runs, runs become jobs, jobs become tracked results and tables.
+
+``compose`` (Hydra composition) and ``grid`` (axes × seeds) give typed ``run_spec.RunSpec`` s (``config``:
+launcher and tracking); ``plan`` decides what to submit (asking ``scheduler`` and the ``ledger``),
+``submit`` submits and ``wait`` waits; on the node, ``task`` trains and evaluates one run
+(``job_environment``). Every MLflow access is in ``tracking/``; ``status``, ``aggregate`` and ``tables``
+read the results back.
+"""

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from orchestration.status import tracked_runs
+from orchestration.tracking.grid_runs import tracked_runs
 
 METRICS = ("eval/fg_ari", "eval/mse", "eval/kl")
 LABEL_TAG = "label."  # tags label.<axis> = value name a run's cell in words

@@ -8,8 +8,8 @@ A grid lives in ``experiments/conf/grid/<name>.yaml``::
       - product:                    # every combination of the axes in the block
           model.prior: [reversed_plusplus, bottom_up]
       - zip:                        # the i-th values of the axes go together
-          model.refinement_steps: [0, 1]
           training.refinement_curriculum: [[[-1, 0]], [[-1, 1]]]
+          eval.refinement_steps: [0, 1]
       - product:
           variant:                  # a named axis: each value is a set of overrides of any keys
             full: {}
@@ -17,68 +17,29 @@ A grid lives in ``experiments/conf/grid/<name>.yaml``::
     seeds: [1, 2, 3]                # its own axis: sets training.seed
 
 Each run's config is the primary Hydra config composed with the command line, ``base``, the run's axis
-values and its seed, resolved to a plain dict and validated with ``ExperimentConfig.from_dict``. The
-whole grid is validated before anything is submitted, and every problem is reported at once.
+values and its seed (``orchestration.compose``), resolved to a plain dict and validated once, into the
+typed configs of its ``RunSpec``. The whole grid is validated before anything is submitted, and every
+problem is reported at once.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import hashlib
 import itertools
-import json
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from emorl.config import SECTIONS, ConfigError, ExperimentConfig, flatten_config
+from emorl.config import ConfigError, ExperimentConfig
+from emorl.identity import SEED_KEY, canonical_json, identity_key
+from orchestration.compose import Composer, absolute
+from orchestration.config import LauncherConfig, TrackingConfig
+from orchestration.run_spec import RunSpec
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "experiments" / "conf"
-RUN_SECTIONS = ("model", "data", "training", "geco", "eval")
-CLUSTER_KEYS = ("tracking", "launcher", "debug", "output_root")
-# Keys that do not change a run's results: left out of run_key and cell_key.
-VOLATILE_KEYS = frozenset(
-    {
-        "data.root",
-        "data.num_workers",
-        "data.in_memory",
-        "data.generate_if_missing",
-        "training.log_every",
-        "training.image_every",
-        "training.output_dir",
-        "training.resume",
-        "training.device",
-        "training.compile",
-        "training.channels_last",
-        "training.checkpoint_every_steps",
-        "training.checkpoint_every_minutes",
-        "training.keep_checkpoints",
-        "eval.output_dir",
-        "eval.diagnosis_fg_share",
-        "eval.diagnosis_max_fg_ari",
-        "eval.diagnosis_max_fg_slots",
-        "eval.diagnosis_min_mask_entropy",
-        "eval.diagnosis_min_segmenting_fg_ari",
-    }
-)
-SEED_KEY = "training.seed"
-# Every key of the typed config may be set by a grid, even where the YAML tree leaves it to its default.
-TYPED_KEYS = frozenset(
-    f"{name}.{f.name}" for name, kind in SECTIONS.items() for f in dataclasses.fields(kind)
-)
-LAUNCHER_INTS = (
-    "nodes",
-    "tasks_per_node",
-    "gpus_per_node",
-    "cpus_per_task",
-    "timeout_min",
-    "array_parallelism",
-)
+Section = TypeVar("Section", ExperimentConfig, LauncherConfig, TrackingConfig)
 
 
 class GridError(ValueError):
@@ -91,60 +52,11 @@ class GridError(ValueError):
 
 
 @dataclass(frozen=True)
-class RunSpec:
-    """One run of a grid: everything a job needs, as plain data (picklable, JSON-able)."""
-
-    config: dict[str, Any]  # resolved: model/data/training/geco/eval + tracking/launcher/grid/output_root
-    run_key: str  # hash of the result-relevant config (seed included)
-    cell_key: str  # the same without the seed: one table cell
-    grid: str
-    seed: int
-    labels: dict[str, str] = field(default_factory=dict)  # axis -> value label, e.g. {"variant": "no_geco"}
-
-    @property
-    def name(self) -> str:
-        """Readable run name: the axis labels and the seed."""
-        parts = [f"{axis}={label}" for axis, label in self.labels.items()]
-        return ",".join([*parts, f"seed={self.seed}"])
-
-    @property
-    def cell_label(self) -> str:
-        return ",".join(f"{axis}={label}" for axis, label in self.labels.items()) or "all"
-
-    @property
-    def output_dir(self) -> Path:
-        return Path(self.config["training"]["output_dir"])
-
-    @property
-    def experiment(self) -> str:
-        return self.config["grid"]["experiment"]
-
-    @property
-    def launcher(self) -> dict[str, Any]:
-        return self.config["launcher"]
-
-
-@dataclass(frozen=True)
 class Point:
     """One combination of axis values: the labels to show and the overrides to apply."""
 
     labels: dict[str, str]
     overrides: dict[str, Any]
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def identity_key(config: Mapping[str, Any], *, with_seed: bool = True) -> str:
-    """sha256 (16 hex) of the result-relevant part of a resolved config; the seed optional."""
-    flat = flatten_config({name: config.get(name, {}) for name in RUN_SECTIONS})
-    kept = {
-        key: value
-        for key, value in flat.items()
-        if key not in VOLATILE_KEYS and (with_seed or key != SEED_KEY)
-    }
-    return hashlib.sha256(canonical_json(kept).encode()).hexdigest()[:16]
 
 
 def _label(value: Any) -> str:
@@ -233,150 +145,6 @@ def _seeds(grid: Mapping[str, Any], errors: list[str]) -> list[int]:
     return list(seeds)
 
 
-class Composer:
-    """Composes run configs: Hydra for config-group choices (cached), plain dict updates for keys.
-
-    Precedence, lowest first: the primary config, the grid's ``base``, the run's axis values and seed,
-    the command line (which thus has the last word on any key it names). Hydra compose costs tens of
-    milliseconds, so it runs once per distinct set of group choices; every other override is applied
-    to a copy of that unresolved tree, which is then resolved.
-    """
-
-    def __init__(self, config_name: str, cli_overrides: Sequence[str] = (), conf_dir: Path | None = None):
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-
-        self.config_name = config_name
-        self.cli_overrides = list(cli_overrides)
-        self.conf_dir = Path(conf_dir) if conf_dir is not None else CONF_DIR
-        self._cache: dict[tuple[str, ...], dict[str, Any]] = {}
-        parsed = OverridesParser.create().parse_overrides(self.cli_overrides)
-        self._cli_groups = {o.key_or_group for o in parsed if self.is_group(o.key_or_group)}
-        self._cli_values = {
-            ("+" if o.is_add() else "") + o.key_or_group: o.value()
-            for o in parsed
-            if not self.is_group(o.key_or_group)
-            and not o.is_delete()
-            and not o.key_or_group.startswith("hydra.")
-        }
-
-    def is_group(self, key: str) -> bool:
-        return "." not in key and (self.conf_dir / key.lstrip("+~")).is_dir()
-
-    def base(self, group_overrides: Sequence[str] = ()) -> dict[str, Any]:
-        """The unresolved config tree for the command line plus these group choices (cached)."""
-        cache_key = tuple(group_overrides)
-        if cache_key not in self._cache:
-            from hydra import compose
-
-            with hydra_initialized(self.conf_dir):
-                cfg = compose(self.config_name, overrides=[*self.cli_overrides, *group_overrides])
-            tree = OmegaConf.to_container(cfg, resolve=False)
-            if isinstance(tree.get("launcher"), dict) and tree["launcher"].get("profile"):
-                apply_profile(tree["launcher"])
-            self._cache[cache_key] = tree
-        return self._cache[cache_key]
-
-    def compose(self, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-        """Resolved plain config for these overrides, and a problem per override naming no known key."""
-        groups = [
-            f"{key}={_group_option(value)}"
-            for key, value in overrides.items()
-            if self.is_group(key) and key not in self._cli_groups
-        ]
-        tree = copy.deepcopy(self.base(groups))
-        errors = []
-        for key, value in [*overrides.items(), *self._cli_values.items()]:
-            if self.is_group(key):
-                continue
-            try:
-                _set_dotted(tree, key, value, may_add=key in TYPED_KEYS)
-            except KeyError as exc:
-                errors.append(str(exc.args[0]))
-        root = tree.get("output_root")
-        if isinstance(root, str) and "${" not in root:
-            tree["output_root"] = _absolute(root)  # jobs run elsewhere (a code snapshot): no relative paths
-        return OmegaConf.to_container(OmegaConf.create(tree), resolve=True), errors
-
-
-def _group_option(value: Any) -> str:
-    """A config-group choice as Hydra's override grammar needs it (``true`` would parse as a bool)."""
-    if isinstance(value, bool):
-        return f"'{str(value).lower()}'"
-    return str(value)
-
-
-def apply_profile(launcher: dict[str, Any]) -> None:
-    """Override launcher keys with a cluster profile file (``launcher.profile``: slurm/profiles/x.yaml)."""
-    path = Path(launcher["profile"]).expanduser()
-    if not path.is_absolute() and not path.is_file():
-        path = CONF_DIR.parent.parent / path
-    if not path.is_file():
-        raise ConfigError([f"launcher.profile={launcher['profile']!r}: no such file"])
-    profile = OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}
-    unknown = sorted(set(profile) - set(launcher))
-    if unknown:
-        raise ConfigError(
-            [f"launcher.profile {path}: unknown keys {unknown} (known: {', '.join(sorted(launcher))})"]
-        )
-    launcher.update(profile)
-
-
-def _set_dotted(tree: dict[str, Any], key: str, value: Any, may_add: bool = False) -> None:
-    """Set ``a.b.c`` in a nested dict; ``+a.b`` (or a typed config key) may be added, others must exist."""
-    add = may_add or key.startswith("+")
-    parts = key.lstrip("+").split(".")
-    node = tree
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if not isinstance(node, dict) or (part not in node and not add):
-            known = ", ".join(sorted(node)) if isinstance(node, dict) else "none"
-            raise KeyError(
-                f"{key}: no such config key ({'.'.join(parts[: i + 1])} not found; known here: {known}); "
-                "prefix with '+' to add a new key"
-            )
-        if last:
-            node[part] = copy.deepcopy(value)
-        else:
-            node = node.setdefault(part, {})
-
-
-@contextmanager
-def hydra_initialized(conf_dir: Path = CONF_DIR) -> Iterator[None]:
-    """Use the running Hydra app's search path, or initialise Hydra on ``conf_dir`` for the block."""
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    if GlobalHydra.instance().is_initialized():
-        yield
-        return
-    with initialize_config_dir(config_dir=str(Path(conf_dir).resolve()), version_base="1.3"):
-        yield
-
-
-def launcher_problems(launcher: Any, batch_size: Any) -> list[str]:
-    """Resource shape checks: positive integer counts, and a global batch the ranks can split."""
-    if not isinstance(launcher, Mapping):
-        return ["launcher: missing; choose one with launcher=local|debug|slurm"]
-    errors = []
-    for key in LAUNCHER_INTS:
-        value = launcher.get(key)
-        low = 0 if key == "gpus_per_node" else 1
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            errors.append(f"launcher.{key}={value!r} must be an integer >= {low}")
-    if not errors and isinstance(batch_size, int):
-        ranks = launcher["nodes"] * launcher["tasks_per_node"]
-        if batch_size % ranks:
-            errors.append(
-                f"training.batch_size={batch_size} (global) is not divisible by the {ranks} ranks "
-                f"(launcher.nodes × launcher.tasks_per_node); change one of them"
-            )
-    return errors
-
-
-def _absolute(path: str) -> str:
-    return str(Path(path).expanduser().resolve())
-
-
 def expand_grid(
     grid: Mapping[str, Any],
     composer: Composer,
@@ -409,7 +177,7 @@ def expand_grid(
         if output_root is not None:
             overrides["output_root"] = output_root
         try:
-            spec = _run_spec(name, grid, composer, overrides, point.labels, seed)
+            spec = _run_spec(name, grid, composer, overrides, point.labels)
         except ConfigError as exc:
             errors += [f"run [{run_name}]: {problem}" for problem in exc.errors]
             continue
@@ -433,40 +201,47 @@ def _run_spec(
     composer: Composer,
     overrides: Mapping[str, Any],
     labels: dict[str, str],
-    seed: int,
 ) -> RunSpec:
     tree, problems = composer.compose(overrides)
-    try:
-        experiment = ExperimentConfig.from_dict(tree)
-    except ConfigError as exc:
-        problems += exc.errors
-    launcher = tree.get("launcher")
-    problems += launcher_problems(launcher, tree.get("training", {}).get("batch_size"))
-    if problems:
+    experiment = _typed(ExperimentConfig.from_dict, tree, problems)
+    launcher = _typed(LauncherConfig.from_dict, tree.get("launcher"), problems)
+    tracking = _typed(TrackingConfig.from_dict, tree.get("tracking"), problems)
+    if experiment is not None and launcher is not None:
+        problems += launcher.batch_problems(experiment.training.batch_size)
+    if problems or experiment is None or launcher is None or tracking is None:
         raise ConfigError(problems)
-    sections = experiment.to_dict()  # typed and complete: defaults filled in
-    root = Path(_absolute(str(tree.get("output_root") or "outputs")))
-    run_key = identity_key(sections)
-    cell_key = identity_key(sections, with_seed=False)
-    sections["data"]["root"] = _absolute(sections["data"]["root"])
-    sections["training"]["output_dir"] = str(root / name / run_key)
-    sections["eval"]["output_dir"] = str(root / name / run_key / "eval")
-    config = {
-        **sections,
-        **{key: tree[key] for key in CLUSTER_KEYS if key in tree},
-        "output_root": str(root),
-        "grid": {
-            "name": name,
-            "experiment": str(grid.get("experiment") or name),
-            "labels": dict(labels),
-        },
-    }
+    root = Path(absolute(str(tree.get("output_root") or "outputs")))
+    run_key = identity_key(experiment)
+    run_dir = root / name / run_key
+    config = dataclasses.replace(
+        experiment,
+        data=dataclasses.replace(experiment.data, root=absolute(experiment.data.root)),
+        training=dataclasses.replace(experiment.training, output_dir=str(run_dir)),
+        eval=dataclasses.replace(experiment.eval, output_dir=str(run_dir / "eval")),
+    )
     return RunSpec(
-        config=config, run_key=run_key, cell_key=cell_key, grid=name, seed=seed, labels=dict(labels)
+        config=config,
+        launcher=launcher,
+        tracking=tracking,
+        run_key=run_key,
+        cell_key=identity_key(experiment, with_seed=False),
+        grid=name,
+        experiment=str(grid.get("experiment") or name),
+        output_root=str(root),
+        labels=dict(labels),
     )
 
 
-def expand_configured_grid(cfg: Any, config_name: str, cli_overrides: Sequence[str]) -> list[RunSpec]:
+def _typed(build: Callable[[Any], Section], raw: Any, problems: list[str]) -> Section | None:
+    """``build(raw)``, or None with its problems added to ``problems``."""
+    try:
+        return build(raw)
+    except ConfigError as exc:
+        problems += exc.errors
+        return None
+
+
+def expand_configured_grid(cfg: DictConfig, config_name: str, cli_overrides: Sequence[str]) -> list[RunSpec]:
     """Expand the grid selected in a composed entry-point config (``cfg.grid``), as the CLI asked."""
     grid = OmegaConf.to_container(cfg.grid, resolve=True)
     return expand_grid(grid, Composer(config_name, cli_overrides))

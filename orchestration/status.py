@@ -10,10 +10,10 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from orchestration.grid import RunSpec
-from orchestration.launch import Submission
+from orchestration.ledger import Submission
+from orchestration.run_spec import RunSpec
+from orchestration.tracking.grid_runs import TrackedRun, run_step
 
 FG_ARI = "eval/fg_ari"
 PROGRESS_METRICS = ("train/total_loss", "train/nll")  # the step of the latest of these is the run's step
@@ -26,17 +26,6 @@ class RunState(enum.StrEnum):
     QUEUED = "queued"
     FAILED = "failed"
     NOT_SUBMITTED = "not submitted"
-
-
-@dataclass(frozen=True)
-class TrackedRun:
-    """The MLflow side of one run, found by its run_key tag."""
-
-    run_id: str
-    run_key: str
-    status: str  # MLflow: RUNNING, SCHEDULED, FINISHED, FAILED, KILLED
-    metrics: dict[str, float]
-    tags: dict[str, str]
 
 
 @dataclass
@@ -52,52 +41,6 @@ class CellStatus:
 
     def count(self, state: RunState) -> int:
         return sum(1 for value in self.states.values() if value == state)
-
-
-def tracking_uri(config: Mapping[str, Any]) -> str:
-    """The MLflow tracking URI of a resolved run config (``tracking.uri``)."""
-    uri = (config.get("tracking") or {}).get("uri")
-    if not uri:
-        raise ValueError("tracking.uri is not set; choose tracking=local or tracking=server")
-    return str(uri)
-
-
-def tracked_runs(uri: str, experiment: str, grid: str) -> dict[str, TrackedRun]:
-    """All MLflow runs of ``grid`` in ``experiment`` by run_key, oldest first (empty for a new experiment)."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        return {}
-    runs: dict[str, TrackedRun] = {}
-    token = None
-    while True:
-        page = client.search_runs(
-            [found.experiment_id],
-            filter_string=f"tags.grid = '{grid}'",
-            max_results=5000,
-            order_by=["attributes.start_time ASC"],  # creation order: the grid's order of submission
-            page_token=token,
-        )
-        for run in page:
-            key = run.data.tags.get("run_key")
-            if key:
-                runs[key] = TrackedRun(run.info.run_id, key, run.info.status, run.data.metrics, run.data.tags)
-        token = page.token
-        if not token:
-            return runs
-
-
-def run_step(uri: str, run: TrackedRun) -> int | None:
-    """The latest logged training step of a run (from its progress metric's history)."""
-    from mlflow.tracking import MlflowClient
-
-    key = next((name for name in PROGRESS_METRICS if name in run.metrics), None)
-    if key is None:
-        return None
-    history = MlflowClient(tracking_uri=uri).get_metric_history(run.run_id, key)
-    return max((metric.step for metric in history), default=None)
 
 
 def log_tail(submission: Submission, lines: int = 15) -> str:
@@ -150,7 +93,7 @@ def grid_status(
             cell.fg_ari.append(run.metrics[FG_ARI])
         elif state == RunState.RUNNING and run is not None and uri is not None:
             step = run_step(uri, run)
-            iters = spec.config["training"]["iters"]
+            iters = spec.config.training.iters
             cell.steps[spec.seed] = f"{'?' if step is None else step}/{iters}"
         elif state == RunState.FAILED:
             cell.failures[spec.seed] = (

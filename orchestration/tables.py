@@ -1,4 +1,5 @@
-"""Render a per-cell summary as the paper's tables: Markdown, LaTeX (booktabs) or CSV."""
+"""Render a per-cell summary as the paper's tables: Markdown, LaTeX (booktabs) or CSV (MLflow keeps them:
+``orchestration.tracking.grid_runs.log_table``)."""
 
 from __future__ import annotations
 
@@ -61,27 +62,6 @@ def render(summary: pd.DataFrame, fmt: str = "markdown", metrics: Sequence[str] 
     from tabulate import tabulate
 
     return tabulate(_cells(summary, metrics, " ± "), headers=headers, tablefmt="github")
-
-
-def log_table(uri: str, experiment: str, grid: str, table: str, fmt: str) -> str:
-    """Attach the table to the grid's own MLflow run (tag ``grid_table``; no run_key, so never aggregated)."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri)
-    found = client.get_experiment_by_name(experiment)
-    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
-    runs = client.search_runs([experiment_id], filter_string=f"tags.grid_table = '{grid}'", max_results=1)
-    run_id = (
-        runs[0].info.run_id
-        if runs
-        else client.create_run(
-            experiment_id, run_name=f"{grid} (table)", tags={"grid_table": grid}
-        ).info.run_id
-    )
-    extension = {"markdown": "md", "latex": "tex", "csv": "csv"}[fmt]
-    client.log_text(run_id, table + "\n", f"tables/{grid}.{extension}")
-    client.set_terminated(run_id, "FINISHED")
-    return run_id
 
 
 def _latex_escape(text: str) -> str:

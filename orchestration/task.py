@@ -15,45 +15,22 @@ import signal
 import subprocess
 import sys
 import tempfile
-import traceback
-from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import submitit
 
-from orchestration.grid import RunSpec
+from orchestration.job_environment import TaskEnvironment, export_distributed_environment, task_environment
+from orchestration.run_spec import RunSpec
+from orchestration.tracking.lifetime import StopRequest, tracked_run
+
+if TYPE_CHECKING:  # imported where used: submitting a grid needs neither torch nor the MLflow logger
+    from emorl.config import DataConfig
+    from orchestration.tracking.logger import MLflowLogger
 
 EVAL_TYPE = "ari_mse_kl"
+JobResult = dict[str, str | float]  # run_key, step, the metrics (or "preempted", "skipped")
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-class StopFlag:
-    """Set by a signal, polled by the trainer; nothing else happens inside the signal handler."""
-
-    def __init__(self) -> None:
-        self.raised = False
-
-    def __call__(self, signum: int, frame: Any = None) -> None:
-        self.raised = True
-
-    def is_set(self) -> bool:
-        return self.raised
-
-
-def job_environment() -> dict[str, Any]:
-    """Rank, size and SLURM ids of this task (a lone process outside submitit)."""
-    try:
-        env = submitit.JobEnvironment()
-    except RuntimeError:
-        return {"global_rank": 0, "num_tasks": 1, "job_id": None, "hostnames": [], "cluster": None}
-    return {
-        "global_rank": env.global_rank,
-        "num_tasks": env.num_tasks,
-        "job_id": env.job_id,
-        "hostnames": list(env.hostnames),
-        "cluster": env.cluster,
-    }
 
 
 def code_version(repo: Path = REPO_ROOT) -> dict[str, str]:
@@ -68,15 +45,15 @@ def code_version(repo: Path = REPO_ROOT) -> dict[str, str]:
     return {"git_sha": sha, "git_dirty": str(dirty).lower()}
 
 
-def dataset_checksums(data: Mapping[str, Any]) -> dict[str, str]:
+def dataset_checksums(data: DataConfig) -> dict[str, str]:
     """SHA-256 of the train/test files as recorded in the data root's manifest (when there is one)."""
     from emorl.data.integrity import read_manifest
     from emorl.data.layout import dataset_path
 
-    manifest = read_manifest(data["root"])
+    manifest = read_manifest(data.root)
     tags = {}
     for split in ("train", "test"):
-        entry = manifest.get(dataset_path(data["name"], data["root"], split).name)
+        entry = manifest.get(dataset_path(data.name, data.root, split).name)
         tags[f"data_sha256.{split}"] = entry.sha256 if entry else "not in manifest"
     return tags
 
@@ -84,29 +61,24 @@ def dataset_checksums(data: Mapping[str, Any]) -> dict[str, str]:
 class TrainAndEvaluate(submitit.helpers.Checkpointable):
     """Train ``spec`` (resuming from its checkpoints), evaluate FG-ARI/MSE/KL, all in one MLflow run."""
 
-    def __init__(self, spec: RunSpec, tracking: Mapping[str, Any] | None = None, attempt: int = 0):
+    def __init__(self, spec: RunSpec, attempt: int = 0):
         self.spec = spec
-        self.tracking = dict(tracking if tracking is not None else spec.config["tracking"])
         self.attempt = attempt
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
         """For submitit's requeue: a fresh copy (the trainer's checkpoint on disk carries the state)."""
         return submitit.helpers.DelayedSubmission(
-            TrainAndEvaluate(self.spec, self.tracking, self.attempt + 1), *args, **kwargs
+            TrainAndEvaluate(self.spec, self.attempt + 1), *args, **kwargs
         )
 
-    def __call__(self) -> dict[str, Any]:
-        from emorl.config import ExperimentConfig
-        from emorl.train.distributed import export_submitit_environment
-
-        env = job_environment()
-        export_submitit_environment()
-        cfg = ExperimentConfig.from_dict(self.spec.config)
-        uri = self.tracking["uri"]
-        is_main = env["global_rank"] == 0
+    def __call__(self) -> JobResult:
+        env = task_environment()
+        export_distributed_environment()
+        uri = self.spec.tracking.uri
+        is_main = env.global_rank == 0
         node = os.environ.get("SLURMD_NODENAME", os.uname().nodename)
         print(
-            f"run {self.spec.name} ({self.spec.run_key}): rank {env['global_rank']}/{env['num_tasks']} "
+            f"run {self.spec.name} ({self.spec.run_key}): rank {env.global_rank}/{env.num_tasks} "
             f"on {node}, attempt {self.attempt}",
             file=sys.stderr,
             flush=True,
@@ -114,38 +86,28 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
         if self._finished(uri):  # every rank asks, so none waits for a rank 0 that has nothing to do
             return {"run_key": self.spec.run_key, "skipped": "already FINISHED"}
         logger = self._open(uri, env) if is_main else None
-        stop = StopFlag()
-        submitit_handler = signal.signal(signal.SIGUSR2, stop)
+        with tracked_run(logger, signals=(signal.SIGUSR2,)) as stop:
+            result = self._train_and_evaluate(logger, stop)
+        if stop.preempted:
+            from orchestration.tracking.runs import pause_run
 
-        # After training, USR2 goes to submitit again: requeue, and the next attempt re-evaluates.
-        def stop_listening() -> None:
-            signal.signal(signal.SIGUSR2, submitit_handler)
-
-        try:
-            result = self._train_and_evaluate(cfg, logger, stop, stop_listening)
-        except BaseException as exc:
             if logger is not None:
-                self._fail(logger, exc)
-            raise
-        finally:
-            signal.signal(signal.SIGUSR2, submitit_handler)
-        if result.get("preempted"):
-            if logger is not None:
-                self._pause(logger, result["step"])
-            if callable(submitit_handler):
-                submitit_handler(signal.SIGUSR2, None)  # submitit: checkpoint() and requeue, then exit
+                pause_run(uri, logger.run_id, result["step"])
+            requeue = signal.getsignal(signal.SIGUSR2)
+            if callable(requeue):
+                requeue(signal.SIGUSR2, None)  # submitit: checkpoint() and requeue, then exit
         return result
 
-    def _train_and_evaluate(
-        self, cfg: Any, logger: Any, stop: StopFlag, stop_listening: Callable[[], None]
-    ) -> dict[str, Any]:
+    def _train_and_evaluate(self, logger: MLflowLogger | None, stop: StopRequest) -> JobResult:
         from emorl.eval import evaluate
         from emorl.train import train
         from emorl.train.checkpoint import load_for_eval
 
+        cfg = self.spec.config
         trained = train(cfg, logger, stop_requested=stop.is_set, progress=False)
-        stop_listening()
-        summary: dict[str, Any] = {"run_key": self.spec.run_key, "step": trained.final_step}
+        stop.release()  # from here USR2 is submitit's again: requeue, and the next attempt re-evaluates
+        stop.preempted = trained.preempted
+        summary: JobResult = {"run_key": self.spec.run_key, "step": trained.final_step}
         if trained.preempted:
             return {**summary, "preempted": True}
         if logger is None:  # ranks > 0 are done once training is
@@ -153,17 +115,16 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
         out_dir = Path(cfg.eval.output_dir)
         results = evaluate(load_for_eval(cfg.training.output_dir), EVAL_TYPE, cfg, out_dir, logger)
         logger.log_artifact(out_dir / "results.json", "eval")
-        logger.close("FINISHED")
         metrics = {key: value["mean"] for key, value in results.items() if isinstance(value, dict)}
         return {**summary, **metrics}
 
     def _finished(self, uri: str) -> bool:
-        from orchestration.tracking import find_run, run_status
+        from orchestration.tracking.runs import find_run, run_status
 
         run_id = find_run(self.spec.run_key, self.spec.experiment, uri)
         return run_id is not None and run_status(run_id, uri) == "FINISHED"
 
-    def _tags(self, env: Mapping[str, Any]) -> dict[str, str]:
+    def _tags(self, env: TaskEnvironment) -> dict[str, str]:
         spec = self.spec
         tags = {
             "grid": spec.grid,
@@ -173,25 +134,26 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
             "attempt": str(self.attempt),
             **{f"label.{axis}": label for axis, label in spec.labels.items()},
             **code_version(),
-            **dataset_checksums(spec.config["data"]),
+            **dataset_checksums(spec.config.data),
         }
-        if env["job_id"] is not None:
-            array_job, _, array_task = str(env["job_id"]).partition("_")
+        if env.job_id is not None:
+            array_job, _, array_task = env.job_id.partition("_")
             tags.update(
                 {
-                    "slurm_job_id": str(env["job_id"]),
+                    "slurm_job_id": env.job_id,
                     "slurm_array_job_id": array_job if array_task else "",
                     "slurm_array_task_id": array_task,
-                    "nodes": ",".join(env["hostnames"]),
-                    "executor": str(env["cluster"]),
+                    "nodes": ",".join(env.hostnames),
+                    "executor": str(env.cluster),
                     "restart_count": os.environ.get("SLURM_RESTART_COUNT", "0"),
                 }
             )
         return tags
 
-    def _open(self, uri: str, env: Mapping[str, Any]) -> Any:
+    def _open(self, uri: str, env: TaskEnvironment) -> MLflowLogger:
         """Find or create the run by run_key; attach the resolved config and `pip freeze`."""
-        from orchestration.tracking import MLflowLogger, open_run
+        from orchestration.tracking.logger import MLflowLogger
+        from orchestration.tracking.runs import open_run
 
         spec = self.spec
         run_id = open_run(
@@ -204,7 +166,7 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
         )
         logger = MLflowLogger(uri, run_id, spool_dir=spec.output_dir / "mlflow-spool")
         folder = Path(tempfile.mkdtemp(prefix="emorl-run-"))
-        (folder / "config.json").write_text(json.dumps(spec.config, indent=2, sort_keys=True))
+        (folder / "config.json").write_text(json.dumps(spec.to_dict(), indent=2, sort_keys=True))
         freeze = subprocess.run(
             [sys.executable, "-m", "pip", "freeze"], capture_output=True, text=True, check=False
         )
@@ -212,20 +174,3 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
         logger.log_artifact(folder / "config.json", "run")
         logger.log_artifact(folder / "requirements.txt", "run")
         return logger
-
-    def _pause(self, logger: Any, step: int) -> None:
-        """Preempted: deliver what is pending; the run stays RUNNING for the requeued job to continue."""
-        from mlflow.tracking import MlflowClient
-
-        logger.close("KILLED")
-        client = MlflowClient(self.tracking["uri"])
-        client.set_tag(logger.run_id, "preempted_at_step", str(step))
-        client.update_run(logger.run_id, status="RUNNING")
-
-    def _fail(self, logger: Any, exc: BaseException) -> None:
-        """End the run FAILED with the traceback attached (the job's log has it too)."""
-        folder = Path(tempfile.mkdtemp(prefix="emorl-failure-"))
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        (folder / "traceback.txt").write_text(text)
-        logger.log_artifact(folder / "traceback.txt", "run")
-        logger.close("KILLED" if isinstance(exc, KeyboardInterrupt | SystemExit) else "FAILED")

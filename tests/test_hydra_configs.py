@@ -31,12 +31,12 @@ def resolve(config_name: str, overrides: list[str]) -> dict:
 
 
 COMBINATIONS = [
-    [f"{group}='{choice}'" for group, choice in zip(GROUPS, choices, strict=True)]
+    [f"{group}={choice}" for group, choice in zip(GROUPS, choices, strict=True)]
     for choices in itertools.product(*(options(group) for group in GROUPS))
 ]
 
 
-@pytest.mark.parametrize("overrides", COMBINATIONS, ids=lambda o: ",".join(o).replace("'", ""))
+@pytest.mark.parametrize("overrides", COMBINATIONS, ids=",".join)
 def test_train_config_composes_and_validates(overrides: list[str]):
     resolved = resolve("train", overrides)
     config = ExperimentConfig.from_dict(resolved)
@@ -63,7 +63,7 @@ def test_dataset_presets_carry_the_paper_values(dataset, size, slots, steps, ite
 
 
 def test_debug_preset_is_toy_sized_and_generates_data():
-    config = ExperimentConfig.from_dict(resolve("train", ["debug='true'"]))
+    config = ExperimentConfig.from_dict(resolve("train", ["debug=toy"]))
     assert config.training.iters <= 50 and config.training.batch_size <= 8
     assert config.data.generate_if_missing
 
@@ -74,7 +74,7 @@ def test_each_dataset_config_trains_a_step(dataset: str, all_dataset_roots, tmp_
         "train",
         [
             f"dataset={dataset}",
-            "debug='true'",
+            "debug=toy",
             f"data.root={all_dataset_roots[dataset]}",
             "training.iters=1",
             "training.batch_size=2",
@@ -84,3 +84,15 @@ def test_each_dataset_config_trains_a_step(dataset: str, all_dataset_roots, tmp_
     )
     result = train(ExperimentConfig.from_dict(resolved), progress=False)
     assert result.final_step == 1 and result.checkpoint_path.is_file()
+
+
+def test_the_typed_defaults_are_the_trees_code_defaults():
+    """Without a dataset preset the tree holds the code defaults: the dataclasses' defaults are the same
+    values (output folders aside, which the tree derives from output_root, the dataset and the seed)."""
+    tree = resolve("train", ["~dataset"])
+    defaults = ExperimentConfig().to_dict()
+    for section, values in defaults.items():
+        derived = {"output_dir"}
+        assert {k: v for k, v in tree[section].items() if k not in derived} == {
+            k: v for k, v in values.items() if k not in derived
+        }, section

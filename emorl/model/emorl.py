@@ -98,7 +98,7 @@ class EMORL(nn.Module):
     def forward(
         self,
         images: Tensor,
-        refinement_steps: int | None = None,
+        refinement_steps: int,
         geco: GECO | None = None,
         global_step: int = 0,
         kl_beta: float = 1.0,
@@ -109,13 +109,14 @@ class EMORL(nn.Module):
     ) -> EMORLOutput:
         """Two-stage inference on images [B, 3, H, W] in [−1, 1] and the loss of spec §3.8.
 
-        ``refinement_steps`` (I) and ``num_slots`` (K) default to the config. ``noise`` supplies every
+        ``refinement_steps`` is I (the trainer's curriculum, or ``eval.refinement_steps``); ``num_slots``
+        (K) defaults to the config. ``noise`` supplies every
         standard normal draw (default ``torch.randn_like``), e.g. to fix or permute the slots' samples.
         ``refinement_batch_size`` is the batch whose mean loss the refinement network differentiates
         (default B): the global batch under DDP, so each rank refines exactly as one process would; 1 at
         evaluation, so a batched evaluation refines each image as the reference's batch-1 evaluation does.
         """
-        steps = self.cfg.refinement_steps if refinement_steps is None else refinement_steps
+        steps = refinement_steps
         slots = self.cfg.K if num_slots is None else num_slots
         if steps < 0 or slots < 1:
             raise ValueError(f"need refinement_steps >= 0 and num_slots >= 1, got {steps} and {slots}")

@@ -18,28 +18,14 @@ from typing import Any
 import torch
 
 from emorl.config import ExperimentConfig, flatten_config
+from emorl.identity import CHANGEABLE_ON_RESUME
 
 CHECKPOINT_DIR = "checkpoints"
 _NAME = re.compile(r"^step-(\d{8,})\.pt$")
+# Keys that older checkpoints' configs hold and the config no longer has (I comes from
+# training.refinement_curriculum and eval.refinement_steps): dropped when such a checkpoint is read.
+RETIRED_KEYS = ("model.refinement_steps",)
 
-# Keys that may differ between a checkpoint's config and a resuming run's config: they do not change what
-# is learned (length, cadence, workers, paths, evaluation settings). Entries ending in "." are prefixes.
-RESUME_ALLOWED_CHANGES = (
-    "training.iters",
-    "training.log_every",
-    "training.image_every",
-    "training.checkpoint_every_steps",
-    "training.checkpoint_every_minutes",
-    "training.keep_checkpoints",
-    "training.max_nonfinite_steps",
-    "training.output_dir",
-    "training.resume",
-    "data.num_workers",
-    "data.root",
-    "data.in_memory",
-    "data.generate_if_missing",
-    "eval.",
-)
 
 
 class CheckpointError(RuntimeError):
@@ -47,7 +33,7 @@ class CheckpointError(RuntimeError):
 
 
 class ConfigDriftError(CheckpointError):
-    """Resuming with a config that differs from the checkpoint's in keys outside the allow-list."""
+    """Resuming with a config that differs from the checkpoint's in keys that may not change on resume."""
 
     def __init__(self, path: Path, changes: list[str]):
         self.changes = changes
@@ -55,7 +41,7 @@ class ConfigDriftError(CheckpointError):
             f"refusing to resume from {path}: the config changed in keys that affect training:\n  - "
             + "\n  - ".join(changes)
             + "\nUse a new training.output_dir for a different experiment, or set training.resume=false "
-            f"to start over (allowed changes: {', '.join(RESUME_ALLOWED_CHANGES)})"
+            f"to start over (allowed changes: {', '.join(sorted(CHANGEABLE_ON_RESUME))})"
         )
 
 
@@ -123,20 +109,19 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"checkpoint {path} cannot be read ({exc}); delete it to fall back") from exc
     if not isinstance(state, dict) or "config" not in state or "step" not in state:
         raise CheckpointError(f"{path} is not an emorl training checkpoint (no 'config'/'step' entries)")
+    for key in RETIRED_KEYS:
+        section, name = key.split(".")
+        state["config"].get(section, {}).pop(name, None)
     return state
 
 
-def _allowed(key: str) -> bool:
-    return any(key.startswith(item) if item.endswith(".") else key == item for item in RESUME_ALLOWED_CHANGES)
-
-
 def config_drift(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """Keys (outside the allow-list) whose values differ, as 'key: saved -> current' lines."""
+    """Keys that may not change on resume yet differ, as 'key: saved -> current' lines."""
     old, new = flatten_config(saved), flatten_config(current)
     return [
         f"{key}: {old.get(key, '<absent>')!r} -> {new.get(key, '<absent>')!r}"
         for key in sorted(old.keys() | new.keys())
-        if not _allowed(key) and old.get(key) != new.get(key)
+        if key not in CHANGEABLE_ON_RESUME and old.get(key) != new.get(key)
     ]
 
 

@@ -1,16 +1,15 @@
 """One distributed set-up for a single process, ``torchrun`` and SLURM tasks started by submitit.
 
 The rank, world size and rendezvous address come from the environment: ``torchrun`` exports
-RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR/MASTER_PORT; a multi-task submitit job on SLURM has them derived
-by ``submitit.helpers.TorchDistributedEnvironment`` (master = the job's first host, port from the job id).
-Nothing is hard-coded. Backend: NCCL on GPU, gloo on CPU; one process per GPU.
+RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR/MASTER_PORT, and a task of a multi-task SLURM job exports the same
+before training starts (``orchestration.job_environment``). Nothing is hard-coded. Backend: NCCL on GPU,
+gloo on CPU; one process per GPU.
 """
 
 from __future__ import annotations
 
 import datetime
 import os
-import zlib
 from dataclasses import dataclass
 
 import torch
@@ -34,32 +33,6 @@ class DistributedContext:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-MASTER_PORT_RANGE = (20_000, 32_767)  # below Linux's ephemeral ports (32768-60999), which clients borrow
-
-
-def master_port(job_id: str) -> int:
-    """The rendezvous port of a job: stable across its tasks, spread over job ids, and outside the
-    ephemeral range, where any outgoing connection on the node may hold the port for a while."""
-    low, high = MASTER_PORT_RANGE
-    return low + zlib.crc32(job_id.encode()) % (high - low + 1)
-
-
-def export_submitit_environment() -> None:
-    """Inside a multi-task SLURM job started by submitit, export the torch.distributed variables
-    (master = the job's first host, port from the job id)."""
-    if "RANK" in os.environ or "SUBMITIT_EXECUTOR" not in os.environ:
-        return
-    import submitit
-
-    job = submitit.JobEnvironment()
-    if job.num_tasks <= 1:
-        return
-    environment = submitit.helpers.TorchDistributedEnvironment()
-    if "MASTER_PORT" not in os.environ:  # submitit's own pick may fall in the ephemeral range
-        environment.master_port = master_port(str(job.job_id))
-    environment.export()
 
 
 def cuda_index(local_rank: int, local_world_size: int, visible: int) -> int:
@@ -88,7 +61,6 @@ def _select_device(preference: str, local_rank: int, local_world_size: int) -> t
 
 def setup_distributed(device: str = "auto") -> DistributedContext:
     """Read the job layout from the environment, pick the device and join the process group if needed."""
-    export_submitit_environment()
     rank = int(os.environ.get("RANK", "0"))
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))

@@ -25,7 +25,6 @@ def tiny_config(name: str, root: Path, output_dir: Path) -> ExperimentConfig:
                 "K": 4,
                 "z_size": 4,
                 "stochastic_layers": 2,
-                "refinement_steps": 1,
                 "decoder": "small",
                 "input_size": [3, size, size],
             },

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from orchestration.grid import identity_key
-from orchestration.tracking import local_tracking_uri, open_run
+from emorl.identity import identity_key
+from orchestration.tracking.runs import open_run
+from orchestration.tracking.store import local_tracking_uri
 from tests.eval.conftest import tiny_config, write_tiny_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,7 +49,7 @@ def test_cli_logs_metrics_and_pictures_into_the_training_run(tetrominoes_root: P
     cfg = tiny_config("tetrominoes", tetrominoes_root, tmp_path / "run")
     checkpoint = write_tiny_checkpoint(cfg)
     uri = local_tracking_uri(tmp_path / "outputs")
-    run_id = open_run(uri, "emorl", identity_key(cfg.to_dict()), run_name="trained")
+    run_id = open_run(uri, "emorl", identity_key(cfg), run_name="trained")
     MlflowClient(uri).set_terminated(run_id, "FINISHED")
     for eval_type in ("ari_mse_kl", "figures"):
         done = run_cli(

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from emorl.config import ConfigError, ExperimentConfig, ModelConfig
+from emorl.config import ConfigError, ExperimentConfig, ModelConfig, TrainingConfig
 from emorl.model import EMORL
 
 
@@ -24,7 +24,7 @@ def test_bad_choice_names_key_value_and_allowed_values(key, value, allowed):
 
 
 @pytest.mark.parametrize(
-    ("key", "value"), [("K", 0), ("z_size", 0), ("stochastic_layers", -1), ("refinement_steps", -1)]
+    ("key", "value"), [("K", 0), ("z_size", 0), ("stochastic_layers", -1)]
 )
 def test_counts_below_their_minimum_are_rejected(key, value):
     with pytest.raises(ConfigError, match=rf"model\.{key}={value}"):
@@ -37,7 +37,8 @@ def test_big_decoder_needs_96_pixel_images():
 
 
 def test_zero_layers_and_zero_refinement_steps_are_valid():
-    assert ModelConfig(stochastic_layers=0, refinement_steps=0).problems() == []
+    assert ModelConfig(stochastic_layers=0).problems() == []
+    assert TrainingConfig(refinement_curriculum=((-1, 0),)).problems() == []
 
 
 def test_the_model_refuses_an_invalid_config():
@@ -48,4 +49,4 @@ def test_the_model_refuses_an_invalid_config():
 def test_the_model_refuses_images_of_the_wrong_size():
     model = EMORL(ModelConfig(K=2, z_size=4, decoder="small", input_size=(3, 16, 16)))
     with pytest.raises(ValueError, match=r"expects images \[B, 3, 16, 16\].*got \[2, 3, 8, 8\]"):
-        model(torch.zeros(2, 3, 8, 8))
+        model(torch.zeros(2, 3, 8, 8), refinement_steps=0)

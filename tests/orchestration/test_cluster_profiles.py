@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestration.grid import apply_profile
+from orchestration.compose import apply_profile
 from tests.fixtures.slurm_cluster import SlurmCluster
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,9 @@ import pickle
 import pytest
 import yaml
 
-from orchestration.grid import CONF_DIR, Composer, GridError, RunSpec, expand_grid
+from orchestration.compose import CONF_DIR, Composer
+from orchestration.grid import GridError, expand_grid
+from orchestration.run_spec import RunSpec
 from tests.orchestration.toy_conf import write_toy_conf
 
 
@@ -31,7 +33,7 @@ def test_product_axes_times_seeds_give_every_combination(composer):
         axes=[{"product": {"model.prior": ["reversed", "bottom_up"], "geco.enabled": [True, False]}}]
     )
     specs = expand_grid(grid, composer)
-    combos = {(s.config["model"]["prior"], s.config["geco"]["enabled"], s.seed) for s in specs}
+    combos = {(s.config.model.prior, s.config.geco.enabled, s.seed) for s in specs}
     assert len(specs) == 8 and len(combos) == 8
 
 
@@ -40,15 +42,15 @@ def test_zip_axes_move_together(composer):
         axes=[
             {
                 "zip": {
-                    "model.refinement_steps": [0, 3],
                     "training.refinement_curriculum": [[[-1, 0]], [[-1, 3]]],
+                    "eval.refinement_steps": [0, 3],
                 }
             }
         ]
     )
     specs = expand_grid(grid, composer)
     pairs = {
-        (s.config["model"]["refinement_steps"], s.config["training"]["refinement_curriculum"][0][1])
+        (s.config.eval.refinement_steps, s.config.training.refinement_curriculum[0][1])
         for s in specs
     }
     assert pairs == {(0, 0), (3, 3)}
@@ -69,15 +71,15 @@ def test_named_axis_values_override_any_keys_including_config_groups(composer):
         ]
     )
     by_label = {s.labels["variant"]: s.config for s in expand_grid(grid, composer) if s.seed == 1}
-    assert by_label["no_geco"]["geco"]["enabled"] is False
-    assert by_label["full"]["geco"]["enabled"] is True
-    assert by_label["sprites"]["data"]["name"] == "multi_dsprites"
-    assert by_label["sprites"]["model"]["K"] == 6
+    assert by_label["no_geco"].geco.enabled is False
+    assert by_label["full"].geco.enabled is True
+    assert by_label["sprites"].data.name == "multi_dsprites"
+    assert by_label["sprites"].model.K == 6
 
 
 def test_seed_sets_training_seed_and_changes_run_key_not_cell_key(composer):
     specs = expand_grid(toy_grid(axes=[]), composer)
-    assert [s.config["training"]["seed"] for s in specs] == [1, 2]
+    assert [s.config.training.seed for s in specs] == [1, 2]
     assert specs[0].run_key != specs[1].run_key
     assert specs[0].cell_key == specs[1].cell_key
 
@@ -98,7 +100,8 @@ def test_run_spec_is_plain_picklable_data_with_output_dir_under_root_grid_run_ke
     spec = expand_grid(toy_grid(), composer)[0]
     assert pickle.loads(pickle.dumps(spec)) == spec
     assert spec.output_dir == (tmp_path / "out" / "toy" / spec.run_key).resolve()
-    assert isinstance(spec, RunSpec) and spec.config["grid"]["labels"] == {"model.prior": "reversed_plusplus"}
+    assert isinstance(spec, RunSpec)
+    assert spec.to_dict()["grid"]["labels"] == {"model.prior": "reversed_plusplus"}
 
 
 def test_invalid_grid_lists_every_error_of_every_run_at_once(composer):
@@ -156,8 +159,8 @@ def test_the_command_line_has_the_last_word_over_base_and_axes(tmp_path):
     composer = Composer("toy", ["training.iters=3", "dataset=multi_dsprites"], conf_dir=conf)
     grid = toy_grid(base={"training.iters": 50, "dataset": "tetrominoes"})
     specs = expand_grid(grid, composer)
-    assert {s.config["training"]["iters"] for s in specs} == {3}
-    assert {s.config["data"]["name"] for s in specs} == {"multi_dsprites"}
+    assert {s.config.training.iters for s in specs} == {3}
+    assert {s.config.data.name for s in specs} == {"multi_dsprites"}
 
 
 def test_a_cluster_profile_file_sets_launcher_keys_and_the_grid_still_overrides_them(tmp_path):
@@ -166,8 +169,8 @@ def test_a_cluster_profile_file_sets_launcher_keys_and_the_grid_still_overrides_
     conf = write_toy_conf(tmp_path, tmp_path / "out")
     composer = Composer("toy", ["launcher=slurm", f"launcher.profile={profile}"], conf_dir=conf)
     (spec, _) = expand_grid(toy_grid(axes=[], base={"launcher.timeout_min": 30}), composer)
-    assert spec.launcher["partition"] == "gpu" and spec.launcher["account"] == "proj42"
-    assert spec.launcher["timeout_min"] == 30
+    assert spec.launcher.partition == "gpu" and spec.launcher.account == "proj42"
+    assert spec.launcher.timeout_min == 30
 
 
 def test_a_profile_with_unknown_keys_is_refused_naming_them(tmp_path):
@@ -197,4 +200,4 @@ def test_every_entry_point_config_composes_with_every_launcher(entry, launcher, 
     composer = Composer(entry, [f"launcher={launcher}", f"output_root={tmp_path}"])
     grid = yaml.safe_load((CONF_DIR / "grid" / "demo.yaml").read_text())
     specs = expand_grid(grid, composer)
-    assert {spec.launcher["name"] for spec in specs} == {launcher}
+    assert {spec.launcher.name for spec in specs} == {launcher}

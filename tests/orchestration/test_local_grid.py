@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from orchestration.launch import Submission, live_local_jobs, read_ledger
+from orchestration.ledger import Submission, read_ledger
+from orchestration.scheduler import live_local_jobs
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]

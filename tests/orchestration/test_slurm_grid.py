@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -12,21 +13,17 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from emorl.config import ExperimentConfig
 from emorl.train import train
 from emorl.train.checkpoint import latest_checkpoint, load_checkpoint
-from orchestration import grid as grid_module
-from orchestration.grid import Composer, expand_grid
-from orchestration.launch import (
-    Decision,
-    decide,
-    live_slurm_jobs,
-    make_plan,
-    read_ledger,
-    submit,
-    wait_for,
-)
-from orchestration.status import RunState, grid_status, tracked_runs
+from orchestration.compose import CONF_DIR, Composer
+from orchestration.grid import expand_grid
+from orchestration.ledger import read_ledger
+from orchestration.plan import Decision, decide, make_plan
+from orchestration.scheduler import live_slurm_jobs
+from orchestration.status import RunState, grid_status
+from orchestration.submit import submit
+from orchestration.tracking.grid_runs import tracked_runs
+from orchestration.wait import wait_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -40,7 +37,6 @@ TINY = {
     "data.generate_test": 16,
     "data.num_workers": 0,
     "model.z_size": 8,
-    "model.refinement_steps": 1,
     "training.batch_size": 4,
     "training.iters": 10,
     "training.warmup_steps": 2,
@@ -55,7 +51,7 @@ TINY = {
 
 @pytest.fixture(autouse=True)
 def _needs_the_training_config():
-    if not (grid_module.CONF_DIR / "train.yaml").is_file():
+    if not (CONF_DIR / "train.yaml").is_file():
         pytest.skip("experiments/conf/train.yaml (the trainer's primary config) is not there yet")
 
 
@@ -67,10 +63,10 @@ def expand(name: str, root: Path, base: dict | None = None, axes: list | None = 
 
 def plan_for(specs: list):
     first = specs[0]
-    uri = first.config["tracking"]["uri"]
+    uri = first.tracking.uri
     statuses = {key: run.status for key, run in tracked_runs(uri, first.experiment, first.grid).items()}
     decisions = decide(
-        specs, statuses, read_ledger(first.config["output_root"], first.grid), live_slurm_jobs()
+        specs, statuses, read_ledger(first.output_root, first.grid), live_slurm_jobs()
     )
     return make_plan(specs, decisions, max_array_size=1001)
 
@@ -95,7 +91,7 @@ def test_a_four_run_grid_finishes_with_four_finished_runs_carrying_fg_ari(finish
     specs, submissions, failures = finished_grid
     assert failures == []
     assert len({entry.job_id.split("_")[0] for entry in submissions}) == 1  # one job array
-    runs = tracked_runs(specs[0].config["tracking"]["uri"], specs[0].experiment, "slurm4")
+    runs = tracked_runs(specs[0].tracking.uri, specs[0].experiment, "slurm4")
     assert sorted(runs) == sorted(spec.run_key for spec in specs)
     assert {run.status for run in runs.values()} == {"FINISHED"}
     assert all("eval/fg_ari" in run.metrics and run.tags["slurm_job_id"] for run in runs.values())
@@ -108,7 +104,7 @@ def test_resubmitting_a_finished_grid_submits_nothing_and_creates_no_run(finishe
     assert plan.count(Decision.FINISHED) == 4 and plan.arrays == []
     submissions, _ = submit(plan)
     assert submissions == [] and job_count(slurm_cluster) == before
-    client = MlflowClient(specs[0].config["tracking"]["uri"])
+    client = MlflowClient(specs[0].tracking.uri)
     experiment = client.get_experiment_by_name(specs[0].experiment)
     assert len(client.search_runs([experiment.experiment_id])) == 4
 
@@ -116,11 +112,11 @@ def test_resubmitting_a_finished_grid_submits_nothing_and_creates_no_run(finishe
 def test_status_reports_every_seed_done_with_fg_ari(finished_grid):
     specs, _, _ = finished_grid
     first = specs[0]
-    uri = first.config["tracking"]["uri"]
+    uri = first.tracking.uri
     cells = grid_status(
         specs,
         tracked_runs(uri, first.experiment, "slurm4"),
-        read_ledger(first.config["output_root"], "slurm4"),
+        read_ledger(first.output_root, "slurm4"),
         {},
     )
     assert [cell.count(RunState.DONE) for cell in cells] == [2, 2]
@@ -143,8 +139,8 @@ def test_two_node_job_trains_on_n1_and_n2_like_one_process_with_the_same_global_
     logs = [submissions[0].log_paths(task)[1].read_text() for task in (0, 1)]
     assert "rank 0/2 on n1" in logs[0] and "rank 1/2 on n2" in logs[1]
 
-    single = ExperimentConfig.from_dict(
-        {**spec.config, "training": {**spec.config["training"], "output_dir": str(tmp_path / "single")}}
+    single = dataclasses.replace(
+        spec.config, training=dataclasses.replace(spec.config.training, output_dir=str(tmp_path / "single"))
     )
     train(single, progress=False)
     one = load_checkpoint(latest_checkpoint(tmp_path / "single" / "checkpoints"))
@@ -162,11 +158,11 @@ def test_a_crashing_job_is_failed_in_mlflow_and_in_status_with_its_log_tail(slur
     submissions, jobs = submit(plan_for([spec]))
     failures = wait_for(jobs, submissions, progress=False)
     assert len(failures) == 1
-    uri = spec.config["tracking"]["uri"]
+    uri = spec.tracking.uri
     tracked = tracked_runs(uri, spec.experiment, "crash")
     assert tracked[spec.run_key].status == "FAILED"
     (cell,) = grid_status(
-        [spec], tracked, read_ledger(spec.config["output_root"], "crash"), live_slurm_jobs()
+        [spec], tracked, read_ledger(spec.output_root, "crash"), live_slurm_jobs()
     )
     assert cell.states == {1: RunState.FAILED}
     assert "does not exist" in cell.failures[1]
@@ -176,7 +172,7 @@ def test_a_preempted_job_requeues_and_resumes_from_its_checkpoint_in_the_same_ru
     base = {"training.iters": 60, "training.log_every": 2, "training.checkpoint_every_steps": 1000}
     (spec,) = expand("preempt", tmp_path, base=base)
     submissions, (job,) = submit(plan_for([spec]))
-    uri = spec.config["tracking"]["uri"]
+    uri = spec.tracking.uri
     client = MlflowClient(uri)
     deadline = time.monotonic() + 240
     while (

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from orchestration.grid import Composer, expand_grid
-from orchestration.launch import Submission
-from orchestration.status import RunState, TrackedRun, format_status, grid_status, run_state
+from orchestration.compose import Composer
+from orchestration.grid import expand_grid
+from orchestration.ledger import Submission
+from orchestration.status import RunState, format_status, grid_status, run_state
+from orchestration.tracking.grid_runs import TrackedRun
 from tests.orchestration.toy_conf import write_toy_conf
 
 

@@ -11,25 +11,27 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from orchestration.grid import Composer, expand_grid
-from orchestration.launch import prepare_datasets
-from orchestration.status import tracked_runs
-from orchestration.task import StopFlag, TrainAndEvaluate
-from orchestration.tracking import ensure_experiment
+from orchestration.compose import Composer
+from orchestration.grid import expand_grid
+from orchestration.submit import prepare_datasets
+from orchestration.task import TrainAndEvaluate
+from orchestration.tracking.grid_runs import tracked_runs
+from orchestration.tracking.lifetime import StopRequest
+from orchestration.tracking.store import ensure_experiment
 
 pytestmark = pytest.mark.slow
 
 
 def one_run(root, name: str, **base):
-    grid = {"name": name, "base": {"debug": True, "training.iters": 6, **base}, "seeds": [3]}
+    grid = {"name": name, "base": {"debug": "toy", "training.iters": 6, **base}, "seeds": [3]}
     (spec,) = expand_grid(grid, Composer("ablation_grid", [f"output_root={root}", f"grid.name={name}"]))
     prepare_datasets([spec])
-    ensure_experiment(spec.config["tracking"]["uri"], spec.experiment)
+    ensure_experiment(spec.tracking.uri, spec.experiment)
     return spec
 
 
 def runs_of(spec) -> dict:
-    return tracked_runs(spec.config["tracking"]["uri"], spec.experiment, spec.grid)
+    return tracked_runs(spec.tracking.uri, spec.experiment, spec.grid)
 
 
 def test_a_run_is_trained_evaluated_and_finished_in_one_tagged_mlflow_run(tmp_path):
@@ -42,7 +44,7 @@ def test_a_run_is_trained_evaluated_and_finished_in_one_tagged_mlflow_run(tmp_pa
         assert run.tags[tag], tag
     assert run.tags["run_key"] == spec.run_key and run.tags["seed"] == "3"
     artifacts = {
-        a.path for a in MlflowClient(spec.config["tracking"]["uri"]).list_artifacts(run.run_id, "run")
+        a.path for a in MlflowClient(spec.tracking.uri).list_artifacts(run.run_id, "run")
     }
     assert artifacts == {"run/config.json", "run/requirements.txt"}
 
@@ -61,7 +63,7 @@ def test_usr2_checkpoints_and_the_next_attempt_continues_the_same_run(tmp_path):
     spec = one_run(tmp_path, "stop", **{"training.iters": 8, "training.log_every": 1})
 
     def preempt_once_the_job_listens():
-        while not isinstance(signal.getsignal(signal.SIGUSR2), StopFlag):
+        while not isinstance(signal.getsignal(signal.SIGUSR2), StopRequest):
             time.sleep(0.05)
         os.kill(os.getpid(), signal.SIGUSR2)
 
@@ -77,7 +79,7 @@ def test_usr2_checkpoints_and_the_next_attempt_continues_the_same_run(tmp_path):
     assert run.run_id == paused.run_id and run.status == "FINISHED" and run.tags["attempt"] == "1"
     steps = [
         m.step
-        for m in MlflowClient(spec.config["tracking"]["uri"]).get_metric_history(run.run_id, "train/nll")
+        for m in MlflowClient(spec.tracking.uri).get_metric_history(run.run_id, "train/nll")
     ]
     assert steps == sorted(set(steps))
 
@@ -91,6 +93,6 @@ def test_a_crash_ends_the_run_failed_with_its_traceback(tmp_path):
     (run,) = runs_of(spec).values()
     assert run.status == "FAILED"
     artifacts = {
-        a.path for a in MlflowClient(spec.config["tracking"]["uri"]).list_artifacts(run.run_id, "run")
+        a.path for a in MlflowClient(spec.tracking.uri).list_artifacts(run.run_id, "run")
     }
     assert "run/traceback.txt" in artifacts

@@ -8,15 +8,10 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from orchestration.tracking import (
-    MLflowLogger,
-    ensure_experiment,
-    find_run,
-    local_tracking_uri,
-    open_run,
-    replay_spool,
-    run_status,
-)
+from orchestration.tracking.logger import MLflowLogger
+from orchestration.tracking.runs import find_run, open_run, run_status
+from orchestration.tracking.spool import replay_spool
+from orchestration.tracking.store import ensure_experiment, local_tracking_uri
 
 pytestmark = pytest.mark.mlflow_server
 

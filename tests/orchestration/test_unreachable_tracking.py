@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.tracking import TrackingUnavailable, ensure_experiment
+from orchestration.tracking.store import TrackingUnavailable, ensure_experiment
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,7 +42,7 @@ def test_training_with_an_unreachable_server_trains_nothing(tmp_path):
     done = run(
         "train.py",
         "dataset=tetrominoes",
-        "debug=true",
+        "debug=toy",
         "tracking=server",
         f"tracking.uri={uri}",
         f"output_root={tmp_path}",

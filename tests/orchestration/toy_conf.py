@@ -7,7 +7,7 @@ import shutil
 import textwrap
 from pathlib import Path
 
-from orchestration.grid import CONF_DIR
+from orchestration.compose import CONF_DIR
 
 PRIMARY = """
 defaults:
@@ -17,8 +17,8 @@ defaults:
 output_root: {root}
 debug: false
 grid: {{name: toy}}
-tracking: {{uri: "sqlite:///${{output_root}}/mlflow.db"}}
-model: {{prior: reversed_plusplus, dual_gru: true, stochastic_layers: 3, refinement_steps: 1}}
+tracking: {{kind: local, uri: "sqlite:///${{output_root}}/mlflow.db", experiment: emorl}}
+model: {{prior: reversed_plusplus, dual_gru: true, stochastic_layers: 3}}
 data: {{root: {root}/data, num_workers: 0}}
 training: {{seed: 1, iters: 10, batch_size: 8, log_every: 5, refinement_curriculum: [[-1, 1]]}}
 geco: {{enabled: true}}

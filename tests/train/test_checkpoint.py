@@ -131,3 +131,10 @@ def test_resume_with_changed_learning_rate_is_refused():
 def test_successful_save_leaves_no_temporary_file(tmp_path: Path):
     save_checkpoint(tmp_path, 1, state(1), keep=1)
     assert [p.name for p in tmp_path.iterdir()] == ["step-00000001.pt"]
+
+
+def test_an_older_checkpoint_loads_without_the_keys_the_config_no_longer_has(tmp_path: Path):
+    saved = state(3)
+    saved["config"]["model"]["refinement_steps"] = 3
+    loaded = load_checkpoint(save_checkpoint(tmp_path, 3, saved, keep=1))
+    assert config_drift(loaded["config"], ExperimentConfig().to_dict()) == []

@@ -23,7 +23,7 @@ def command(uri: str, data_root: Path, output_root: Path, experiment: str, *over
         sys.executable,
         str(ENTRY),
         "dataset=tetrominoes",
-        "debug=true",
+        "debug=toy",
         "tracking=server",
         f"tracking.uri={uri}",
         f"tracking.experiment={experiment}",

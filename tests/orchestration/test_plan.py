@@ -1,21 +1,15 @@
-"""Launch planning: decisions from MLflow and the queue, arrays by resource shape, dry-run table, ledger."""
+"""Planning a submission: decisions from MLflow and the queue, arrays by resource shape, dry run, ledger."""
 
 from __future__ import annotations
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from orchestration.grid import Composer, expand_grid
-from orchestration.launch import (
-    Decision,
-    Submission,
-    _append_ledger,
-    decide,
-    format_plan,
-    make_plan,
-    read_ledger,
-)
-from orchestration.status import tracked_runs
+from orchestration.compose import Composer
+from orchestration.grid import expand_grid
+from orchestration.ledger import Submission, append_ledger, read_ledger
+from orchestration.plan import Decision, decide, format_plan, make_plan
+from orchestration.tracking.grid_runs import tracked_runs
 from tests.orchestration.toy_conf import write_toy_conf
 
 
@@ -47,7 +41,7 @@ def submission(spec, job_id: str) -> Submission:
 
 
 def test_finished_runs_are_skipped_unfinished_resumed_and_unknown_new(specs):
-    uri = specs[0].config["tracking"]["uri"]
+    uri = specs[0].tracking.uri
     record_run(uri, specs[0], "FINISHED")
     record_run(uri, specs[1], "FAILED")
     statuses = {key: run.status for key, run in tracked_runs(uri, specs[0].experiment, "toy").items()}
@@ -70,7 +64,7 @@ def test_runs_of_one_resource_shape_share_an_array_split_under_max_array_size(sp
     sizes = sorted(len(array) for array in plan.arrays)
     assert sizes == [1, 1, 2, 2]  # two shapes of 3 runs, each split into 2 + 1
     for array in plan.arrays:
-        assert len({spec.launcher["tasks_per_node"] for spec in array}) == 1
+        assert len({spec.launcher.tasks_per_node for spec in array}) == 1
 
 
 def test_plan_leaves_out_finished_and_active_runs(specs):
@@ -93,7 +87,7 @@ def test_dry_run_table_shows_cells_by_seed_counts_arrays_and_gpu_hours(specs):
 
 
 def test_ledger_keeps_the_latest_submission_per_run(specs, tmp_path):
-    _append_ledger(tmp_path, "toy", [submission(specs[0], "7_0")])
-    _append_ledger(tmp_path, "toy", [submission(specs[0], "9_0"), submission(specs[1], "9_1")])
+    append_ledger(tmp_path, "toy", [submission(specs[0], "7_0")])
+    append_ledger(tmp_path, "toy", [submission(specs[0], "9_0"), submission(specs[1], "9_1")])
     ledger = read_ledger(tmp_path, "toy")
     assert ledger[specs[0].run_key].job_id == "9_0" and len(ledger) == 2

@@ -1,0 +1,136 @@
+"""Composing one run's config: Hydra for config-group choices (cached), plain dict updates for keys.
+
+Precedence, lowest first: the primary config, the grid's ``base``, the run's axis values and seed, the
+command line (which thus has the last word on any key it names). A launcher profile file
+(``launcher.profile``) overrides the launcher keys it names.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from emorl.config import ConfigError, key_roles
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "experiments" / "conf"
+# Every key of the typed config may be set by a grid, even where the YAML tree leaves it to its default.
+TYPED_KEYS = frozenset(key_roles())
+
+
+class Composer:
+    """Composes run configs. Hydra compose costs tens of milliseconds, so it runs once per distinct set of
+    group choices; every other override is applied to a copy of that unresolved tree, which is then
+    resolved."""
+
+    def __init__(self, config_name: str, cli_overrides: Sequence[str] = (), conf_dir: Path | None = None):
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        self.config_name = config_name
+        self.cli_overrides = list(cli_overrides)
+        self.conf_dir = Path(conf_dir) if conf_dir is not None else CONF_DIR
+        self._cache: dict[tuple[str, ...], dict[str, Any]] = {}
+        parsed = OverridesParser.create().parse_overrides(self.cli_overrides)
+        self._cli_groups = {o.key_or_group for o in parsed if self.is_group(o.key_or_group)}
+        self._cli_values = {
+            ("+" if o.is_add() else "") + o.key_or_group: o.value()
+            for o in parsed
+            if not self.is_group(o.key_or_group)
+            and not o.is_delete()
+            and not o.key_or_group.startswith("hydra.")
+        }
+
+    def is_group(self, key: str) -> bool:
+        return "." not in key and (self.conf_dir / key.lstrip("+~")).is_dir()
+
+    def base(self, group_overrides: Sequence[str] = ()) -> dict[str, Any]:
+        """The unresolved config tree for the command line plus these group choices (cached)."""
+        cache_key = tuple(group_overrides)
+        if cache_key not in self._cache:
+            from hydra import compose
+
+            with hydra_initialized(self.conf_dir):
+                cfg = compose(self.config_name, overrides=[*self.cli_overrides, *group_overrides])
+            tree = OmegaConf.to_container(cfg, resolve=False)
+            if isinstance(tree.get("launcher"), dict) and tree["launcher"].get("profile"):
+                apply_profile(tree["launcher"])
+            self._cache[cache_key] = tree
+        return self._cache[cache_key]
+
+    def compose(self, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """Resolved plain config for these overrides, and a problem per override naming no known key."""
+        groups = [
+            f"{key}={value}"
+            for key, value in overrides.items()
+            if self.is_group(key) and key not in self._cli_groups
+        ]
+        tree = copy.deepcopy(self.base(groups))
+        errors = []
+        for key, value in [*overrides.items(), *self._cli_values.items()]:
+            if self.is_group(key):
+                continue
+            try:
+                _set_dotted(tree, key, value, may_add=key in TYPED_KEYS)
+            except KeyError as exc:
+                errors.append(str(exc.args[0]))
+        root = tree.get("output_root")
+        if isinstance(root, str) and "${" not in root:
+            tree["output_root"] = absolute(root)
+        return OmegaConf.to_container(OmegaConf.create(tree), resolve=True), errors
+
+
+def apply_profile(launcher: dict[str, Any]) -> None:
+    """Override launcher keys with a cluster profile file (``launcher.profile``: slurm/profiles/x.yaml)."""
+    path = Path(launcher["profile"]).expanduser()
+    if not path.is_absolute() and not path.is_file():
+        path = CONF_DIR.parent.parent / path
+    if not path.is_file():
+        raise ConfigError([f"launcher.profile={launcher['profile']!r}: no such file"])
+    profile = OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}
+    unknown = sorted(set(profile) - set(launcher))
+    if unknown:
+        raise ConfigError(
+            [f"launcher.profile {path}: unknown keys {unknown} (known: {', '.join(sorted(launcher))})"]
+        )
+    launcher.update(profile)
+
+
+def _set_dotted(tree: dict[str, Any], key: str, value: Any, may_add: bool = False) -> None:
+    """Set ``a.b.c`` in a nested dict; ``+a.b`` (or a typed config key) may be added, others must exist."""
+    add = may_add or key.startswith("+")
+    parts = key.lstrip("+").split(".")
+    node = tree
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if not isinstance(node, dict) or (part not in node and not add):
+            known = ", ".join(sorted(node)) if isinstance(node, dict) else "none"
+            raise KeyError(
+                f"{key}: no such config key ({'.'.join(parts[: i + 1])} not found; known here: {known}); "
+                "prefix with '+' to add a new key"
+            )
+        if last:
+            node[part] = copy.deepcopy(value)
+        else:
+            node = node.setdefault(part, {})
+
+
+@contextmanager
+def hydra_initialized(conf_dir: Path = CONF_DIR) -> Iterator[None]:
+    """Use the running Hydra app's search path, or initialise Hydra on ``conf_dir`` for the block."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        yield
+        return
+    with initialize_config_dir(config_dir=str(Path(conf_dir).resolve()), version_base="1.3"):
+        yield
+
+
+def absolute(path: str) -> str:
+    """The path made absolute (jobs run elsewhere, from a code snapshot: no relative paths)."""
+    return str(Path(path).expanduser().resolve())

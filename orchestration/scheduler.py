@@ -1,0 +1,70 @@
+"""Asking the scheduler: which of a ledger's jobs still live (squeue; a local job's process) and how large
+a job array may be (scontrol).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+from orchestration.ledger import Submission
+
+DEFAULT_MAX_ARRAY_SIZE = 1001  # SLURM's default MaxArraySize
+LOCAL_CONTROLLER = "submitit.local._local"  # the module a local job's process runs
+# squeue states of jobs whose task is over (shown briefly while the job is cleaned up)
+ENDING_STATES = frozenset(
+    {"COMPLETING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL"}
+)
+
+
+def live_slurm_jobs() -> dict[str, str]:
+    """This user's queued or running SLURM jobs, one entry per array element: job id -> state.
+
+    Jobs whose task has ended (COMPLETING and final states) are left out: their MLflow run tells the rest.
+    """
+    if shutil.which("squeue") is None:
+        return {}
+    result = subprocess.run(
+        ["squeue", "--me", "-h", "-r", "-o", "%i|%T"], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"squeue failed ({result.returncode}): {result.stderr.strip()}")
+    jobs = dict(line.split("|", 1) for line in result.stdout.split() if "|" in line)
+    return {job_id: state for job_id, state in jobs.items() if state not in ENDING_STATES}
+
+
+def live_local_jobs(ledger: Mapping[str, Submission]) -> dict[str, str]:
+    """The ledger's local jobs whose process still runs: job id (the controller's PID) -> "RUNNING".
+
+    A PID counts only while its command line is submitit's local controller, so a reused PID is not taken
+    for a live job.
+    """
+    live = {}
+    for entry in ledger.values():
+        if entry.launcher != "local" or not entry.job_id.isdigit():
+            continue
+        try:
+            command = Path(f"/proc/{entry.job_id}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if LOCAL_CONTROLLER.encode() in command:
+            live[entry.job_id] = "RUNNING"
+    return live
+
+
+def live_jobs(ledger: Mapping[str, Submission]) -> dict[str, str]:
+    """The ledger's jobs still queued or running: SLURM's (asked only when it holds any) and local ones."""
+    on_slurm = any(entry.launcher == "slurm" for entry in ledger.values())
+    return {**(live_slurm_jobs() if on_slurm else {}), **live_local_jobs(ledger)}
+
+
+def cluster_max_array_size() -> int:
+    """MaxArraySize of the cluster (from `scontrol show config`), or SLURM's default."""
+    if shutil.which("scontrol") is None:
+        return DEFAULT_MAX_ARRAY_SIZE
+    result = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, check=False)
+    match = re.search(r"^MaxArraySize\s*=\s*(\d+)", result.stdout, re.MULTILINE)
+    return int(match.group(1)) if match else DEFAULT_MAX_ARRAY_SIZE
