@@ -1,16 +1,19 @@
 """Where a grid stands: MLflow runs (by run_key) joined with the submission ledger and SLURM's queue.
 
 Per cell: how many seeds are done, running, queued, failed or not submitted; the step of each running
-seed; the FG-ARI of the finished ones; and the tail of the log of each failed job.
+seed; the FG-ARI of the finished ones and the collapse check's diagnosis of each (its ``diagnosis`` tag);
+and the tail of the log of each failed job.
 """
 
 from __future__ import annotations
 
 import enum
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from emorl.eval.results import DIAGNOSIS_TAG
 from orchestration.ledger import Submission
 from orchestration.run_spec import RunSpec
 from orchestration.tracking.grid_runs import TrackedRun, run_step
@@ -37,6 +40,7 @@ class CellStatus:
     states: dict[int, RunState] = field(default_factory=dict)  # seed -> state
     steps: dict[int, str] = field(default_factory=dict)  # running seed -> "step/iters"
     fg_ari: list[float] = field(default_factory=list)  # of finished seeds
+    diagnoses: dict[int, str] = field(default_factory=dict)  # finished seed -> collapse check's label
     failures: dict[int, str] = field(default_factory=dict)  # failed seed -> log tail
 
     def count(self, state: RunState) -> int:
@@ -89,8 +93,11 @@ def grid_status(
         submission = ledger.get(spec.run_key)
         state = run_state(run, submission, live_jobs)
         cell.states[spec.seed] = state
-        if state == RunState.DONE and run is not None and FG_ARI in run.metrics:
-            cell.fg_ari.append(run.metrics[FG_ARI])
+        if state == RunState.DONE and run is not None:
+            if FG_ARI in run.metrics:
+                cell.fg_ari.append(run.metrics[FG_ARI])
+            if DIAGNOSIS_TAG in run.tags:
+                cell.diagnoses[spec.seed] = run.tags[DIAGNOSIS_TAG]
         elif state == RunState.RUNNING and run is not None and uri is not None:
             step = run_step(uri, run)
             iters = spec.config.training.iters
@@ -100,6 +107,18 @@ def grid_status(
                 log_tail(submission, tail_lines) if submission else "(not submitted by this ledger)"
             )
     return list(cells.values())
+
+
+def diagnosis(cell: CellStatus) -> str:
+    """The finished seeds' diagnoses, e.g. ``2 segmenting, collapsed: s3`` (collapsed seeds by name)."""
+    if not cell.diagnoses:
+        return "-"
+    counts = Counter(cell.diagnoses.values())
+    parts = [f"{count} {label}" for label, count in sorted(counts.items()) if label != "collapsed"]
+    collapsed = [f"s{seed}" for seed, label in sorted(cell.diagnoses.items()) if label == "collapsed"]
+    if collapsed:
+        parts.append(f"collapsed: {', '.join(collapsed)}")
+    return ", ".join(parts)
 
 
 def format_status(grid: str, cells: Sequence[CellStatus]) -> str:
@@ -113,8 +132,8 @@ def format_status(grid: str, cells: Sequence[CellStatus]) -> str:
             mean = sum(cell.fg_ari) / len(cell.fg_ari)
             fg_ari = f"{100 * mean:.1f} (n={len(cell.fg_ari)})"
         steps = ", ".join(f"s{seed}: {step}" for seed, step in sorted(cell.steps.items())) or "-"
-        rows.append([cell.label, *(cell.count(state) for state in RunState), steps, fg_ari])
-    headers = ["cell", *(state.value for state in RunState), "running steps", "FG-ARI %"]
+        rows.append([cell.label, *(cell.count(state) for state in RunState), steps, fg_ari, diagnosis(cell)])
+    headers = ["cell", *(state.value for state in RunState), "running steps", "FG-ARI %", "diagnosis"]
     lines = [f"grid {grid}", tabulate(rows, headers=headers, tablefmt="github")]
     for cell in cells:
         for seed, tail in sorted(cell.failures.items()):

@@ -18,7 +18,7 @@ FORMATS = ("markdown", "latex", "csv")
 
 
 def _label_columns(summary: pd.DataFrame) -> list[str]:
-    return [c for c in summary.columns if c not in ("cell_key", "n") and ":" not in c]
+    return [c for c in summary.columns if c not in ("cell_key", "n", "collapsed") and ":" not in c]
 
 
 def _cells(summary: pd.DataFrame, metrics: Sequence[str], plus_minus: str) -> list[list[str]]:
@@ -31,6 +31,7 @@ def _cells(summary: pd.DataFrame, metrics: Sequence[str], plus_minus: str) -> li
             missing = mean is None or pd.isna(mean)
             cells.append("–" if missing else f"{scale * mean:.1f}{plus_minus}{scale * std:.1f}")
         cells.append(str(int(row["n"])))
+        cells.append(str(int(row.get("collapsed", 0))))
         rows.append(cells)
     return rows
 
@@ -40,17 +41,17 @@ def render(summary: pd.DataFrame, fmt: str = "markdown", metrics: Sequence[str] 
     if fmt not in FORMATS:
         raise ValueError(f"table format {fmt!r} is not known (choose one of {', '.join(FORMATS)})")
     metrics = [m for m in metrics if f"{m}:mean" in summary]
-    headers = [*_label_columns(summary), *(COLUMNS.get(m, (m, 1.0))[0] for m in metrics), "n"]
+    headers = [*_label_columns(summary), *(COLUMNS.get(m, (m, 1.0))[0] for m in metrics), "n", "collapsed"]
     if fmt == "csv":
         buffer = io.StringIO()
-        columns = [*_label_columns(summary), "cell_key", "n"]
+        columns = [*_label_columns(summary), "cell_key", "n", "collapsed"]
         columns += [f"{m}:{stat}" for m in metrics for stat in ("mean", "std")]
         summary[columns].to_csv(buffer, index=False)
         return buffer.getvalue()
     if fmt == "latex":
         rows = _cells(summary, metrics, r" $\pm$ ")
         lines = [
-            r"\begin{tabular}{" + "l" * len(_label_columns(summary)) + "r" * (len(metrics) + 1) + "}",
+            r"\begin{tabular}{" + "l" * len(_label_columns(summary)) + "r" * (len(metrics) + 2) + "}",
             r"\toprule",
             " & ".join(_latex_escape(h) for h in headers) + r" \\",
             r"\midrule",

@@ -24,9 +24,7 @@ from emorl.logging import Logger
 
 RESULTS_FILE = "results.json"
 PER_IMAGE_FILE = "per_image.csv"
-DIAGNOSIS_TAG = (
-    "diagnosis"  # the run tag holding the collapse check's label (segmenting | collapsed | partial)
-)
+DIAGNOSIS_TAG = "diagnosis"  # run tag of the collapse check's label: segmenting | collapsed | partial
 
 
 def summarise(values: np.ndarray | list[float]) -> dict[str, float | int | None]:

@@ -66,3 +66,18 @@ def test_report_counts_per_cell_and_shows_the_failed_jobs_log_tail(tmp_path):
     report = format_status("toy", cells)
     assert "80.0 (n=2)" in report
     assert "failed: model.prior=bottom_up seed=2" in report and "DatasetError: no file" in report
+
+
+def test_report_shows_each_cells_diagnoses_and_names_the_collapsed_seeds(tmp_path):
+    composer = Composer("toy", conf_dir=write_toy_conf(tmp_path, tmp_path / "out"))
+    specs = expand_grid({"name": "toy", "seeds": [1, 2, 3]}, composer)
+    labels = {1: "segmenting", 2: "collapsed", 3: "segmenting"}
+    runs = {
+        spec.run_key: TrackedRun(
+            str(spec.seed), spec.run_key, "FINISHED", {}, {"diagnosis": labels[spec.seed]}
+        )
+        for spec in specs
+    }
+    cells = grid_status(specs, runs, {}, {})
+    assert cells[0].diagnoses == labels
+    assert "2 segmenting, collapsed: s2" in format_status("toy", cells)

@@ -25,6 +25,7 @@ def uri(tmp_path_factory) -> str:
     ]
     for grid, cell, prior, seed, status, fg_ari in runs:
         tags = {"grid": grid, "run_key": f"{cell}-{seed}", "cell_key": cell, "seed": str(seed)}
+        tags["diagnosis"] = "segmenting" if fg_ari >= 0.8 else "collapsed"
         run = client.create_run(experiment_id, tags={**tags, "label.model.prior": prior})
         client.log_metric(run.info.run_id, "eval/fg_ari", fg_ari)
         client.log_metric(run.info.run_id, "eval/mse", 1e-3 * seed)
@@ -44,6 +45,13 @@ def test_summary_is_mean_std_and_n_per_cell(uri):
     assert summary.loc["cellA", "eval/fg_ari:std"] == pytest.approx(pd.Series([0.9, 0.8]).std())
     assert summary.loc["cellA", "n"] == 2
     assert summary.loc["cellB", "eval/fg_ari:std"] == 0.0  # one seed
+    assert summary.loc["cellA", "collapsed"] == 0 and summary.loc["cellB", "collapsed"] == 1
+
+
+def test_results_carry_each_runs_diagnosis(uri):
+    results = grid_results(uri, "emorl-toy", "toy").set_index(["cell_key", "seed"])
+    assert results.loc[("cellA", 1), "diagnosis"] == "segmenting"
+    assert results.loc[("cellB", 1), "diagnosis"] == "collapsed"
 
 
 def test_markdown_table_shows_paper_units(uri):
