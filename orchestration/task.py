@@ -115,8 +115,12 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
         out_dir = Path(cfg.eval.output_dir)
         results = evaluate(load_for_eval(cfg.training.output_dir), EVAL_TYPE, cfg, out_dir, logger)
         logger.log_artifact(out_dir / "results.json", "eval")
-        metrics = {key: value["mean"] for key, value in results.items() if isinstance(value, dict)}
-        return {**summary, **metrics}
+        metrics = {
+            key: entry["mean"]
+            for key, entry in results.items()
+            if isinstance(entry, dict) and "mean" in entry
+        }
+        return {**summary, **metrics, "diagnosis": results.get("diagnosis", {}).get("label")}
 
     def _finished(self, uri: str) -> bool:
         from orchestration.tracking.runs import find_run, run_status

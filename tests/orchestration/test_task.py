@@ -11,6 +11,7 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
+from emorl.eval.diagnosis import DIAGNOSES
 from orchestration.compose import Composer
 from orchestration.grid import expand_grid
 from orchestration.submit import prepare_datasets
@@ -40,6 +41,7 @@ def test_a_run_is_trained_evaluated_and_finished_in_one_tagged_mlflow_run(tmp_pa
     assert result["step"] == 6 and "fg_ari" in result
     (run,) = runs_of(spec).values()
     assert run.status == "FINISHED" and "eval/fg_ari" in run.metrics
+    assert result["diagnosis"] in DIAGNOSES and run.tags["diagnosis"] == result["diagnosis"]
     for tag in ("grid", "cell_key", "run_key", "seed", "git_sha", "git_dirty", "data_sha256.train"):
         assert run.tags[tag], tag
     assert run.tags["run_key"] == spec.run_key and run.tags["seed"] == "3"
