@@ -1,4 +1,5 @@
-"""EMORL: two-stage inference (bottom-up HVAE, then I refinement steps) and the weighted loss of spec §3.8.
+"""EMORL: two-stage inference (bottom-up HVAE, then I refinement steps) and the weighted loss of
+docs/model.md#loss.
 
 Differences from the reference; the gradients and values are the same (tests/model/test_gradients.py):
 * B and K are runtime properties, not fixed at construction.
@@ -13,8 +14,9 @@ Only ``total_loss`` carries a graph; every other output is detached.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -23,7 +25,7 @@ from emorl.config import ConfigError, ModelConfig
 from emorl.geco import GECO
 from emorl.model.decoders import build_decoder
 from emorl.model.distributions import Gaussian, Noise, kl_divergence
-from emorl.model.hvae import BottomUpInference
+from emorl.model.hvae import BottomUpInference, Stage1
 from emorl.model.likelihood import LIKELIHOODS
 from emorl.model.prior import HierarchicalPrior, stage1_kl
 from emorl.model.refinement import RefinementNetwork
@@ -73,6 +75,44 @@ class EMORLOutput:
         return EMORLOutput(**values)
 
 
+@dataclass
+class _Call:
+    """What every pass of one forward call shares."""
+
+    targets: Tensor  # [B, 3, H, W] in [0, 1]
+    noise: Noise
+    steps: int  # I
+    weights: list[float]  # w_0..w_I
+    gradients: _DeferredGradients
+    loss: Callable[[Tensor, Tensor], Tensor]  # 𝓛_r from the NLL and KL [B]
+    gradient_scale: float  # B / refinement_batch_size: ∂𝓛/∂λ as if the mean ran over that batch
+
+
+@dataclass
+class _Pass:
+    """One scored posterior λ = (μ, s) [B, K, D]: its decoding, NLL and KL [B], ∂𝓛/∂λ for the next step."""
+
+    mu: Tensor
+    s: Tensor
+    means: Tensor
+    log_masks: Tensor
+    nll: Tensor
+    kl: Tensor
+    grad_mu: Tensor | None  # None after the last pass
+    grad_s: Tensor | None
+    delta: Tensor | None = None  # [] mean norm of the update that made it (refinement passes)
+
+
+@dataclass
+class _SharedPrior:
+    """The stage-1 prior every refinement KL reads, its leaf copies, and the stage-1 (tensor, leaf) pairs
+    through which its gathered gradients are passed back."""
+
+    prior: Gaussian
+    leaves: Gaussian
+    stage1_pairs: list[tuple[Tensor, Tensor]]
+
+
 class EMORL(nn.Module):
     """Efficient Multi-Object Representation Learning (Emami et al., ICML 2021)."""
 
@@ -107,7 +147,7 @@ class EMORL(nn.Module):
         noise: Noise | None = None,
         refinement_batch_size: int | None = None,
     ) -> EMORLOutput:
-        """Two-stage inference on images [B, 3, H, W] in [−1, 1] and the loss of spec §3.8.
+        """Two-stage inference on images [B, 3, H, W] in [−1, 1] and the loss of docs/model.md#loss.
 
         ``refinement_steps`` is I (the trainer's curriculum, or ``eval.refinement_steps``); ``num_slots``
         (K) defaults to the config. ``noise`` supplies every
@@ -122,79 +162,109 @@ class EMORL(nn.Module):
             raise ValueError(f"need refinement_steps >= 0 and num_slots >= 1, got {steps} and {slots}")
         self._check_images(images)
         noise = torch.randn_like if noise is None else noise
-        targets = (images + 1.0) / 2.0  # [B, 3, H, W] in [0, 1]
-        weights = loss_weights(self.cfg.loss_weights, steps)
-        gradient_scale = images.shape[0] / (refinement_batch_size or images.shape[0])
-        gradients = _DeferredGradients(training=torch.is_grad_enabled())
+        call = _Call(
+            targets=(images + 1.0) / 2.0,  # [B, 3, H, W] in [0, 1]
+            noise=noise,
+            steps=steps,
+            weights=loss_weights(self.cfg.loss_weights, steps),
+            gradients=_DeferredGradients(training=torch.is_grad_enabled()),
+            loss=partial(self._iteration_loss, geco=geco, global_step=global_step, kl_beta=kl_beta),
+            gradient_scale=images.shape[0] / (refinement_batch_size or images.shape[0]),
+        )
 
         stage1 = self.hvae(images, slots, noise)
-        params = stage1.posteriors or [stage1.initial]  # (μ, s) per layer; the last one is λ^(L,0)
-        needs_grad = gradients.training or steps > 0  # refinement needs ∂𝓛/∂λ even under no_grad
+        needs_grad = call.gradients.training or steps > 0  # refinement needs ∂𝓛/∂λ even under no_grad
         with torch.set_grad_enabled(needs_grad):
-            leaves = [(_leaf(mu), _leaf(s)) for mu, s in params]
-            means, log_masks, nll = self._reconstruct(Gaussian.from_params(*leaves[-1]), targets, noise)
-            kl, refinement_prior = torch.zeros_like(nll), None
-            if stage1.posteriors:
-                posteriors = [Gaussian.from_params(*leaf) for leaf in leaves]
-                kl, refinement_prior = stage1_kl(self.cfg.prior, posteriors, self.prior, noise)
-            kl_stage1 = kl.detach()
-            loss = self._iteration_loss(nll, kl, geco, global_step, kl_beta)
-            stage1_pairs = _pairs(reversed(params), reversed(leaves))  # λ^(L,0) first
-            direct = [*self.decoder.parameters(), *(self.prior.parameters() if self.prior else [])]
-            reuse_prior = refinement_prior is not None and steps > 0
-            grad_mu, grad_s = gradients.take(loss, weights[0], stage1_pairs, direct, steps > 0, reuse_prior)
-            if reuse_prior:  # every refinement KL reads it: its gradients are gathered on leaf copies
-                reused = Gaussian(_leaf(refinement_prior.mean), _leaf(refinement_prior.var))
-            all_means, all_log_masks, deltas = [means], [log_masks], []
-
-            mu, s = params[-1]
-            state = self.refinement.initial_state(mu)
+            first, kl_stage1, shared = self._stage1_pass(stage1, call)
+            passes, state = [first], self.refinement.initial_state(first.mu)
             for step in range(1, steps + 1):
-                delta_mu, delta_s, state = self.refinement(
-                    mu, s, grad_mu * gradient_scale, grad_s * gradient_scale, state
+                refined, state = self._refinement_pass(passes[-1], state, step, shared, call)
+                passes.append(refined)
+            if shared is not None:
+                call.gradients.pass_through(
+                    shared.prior, shared.leaves, shared.stage1_pairs, self.prior.parameters()
                 )
-                deltas.append(torch.cat([delta_mu, delta_s], dim=-1).detach().norm(dim=-1).mean())
-                mu, s = mu + delta_mu, s + delta_s
-                leaf = (_leaf(mu), _leaf(s))
-                posterior = Gaussian.from_params(*leaf)
-                means, log_masks, nll = self._reconstruct(posterior, targets, noise)
-                kl = kl_divergence(posterior, reused if reuse_prior else None).sum(-1)  # [B]
-                loss = self._iteration_loss(nll, kl, geco, global_step, kl_beta)
-                pairs = _pairs([(mu, s)], [leaf])
-                if reuse_prior:
-                    pairs += [(reused.mean, reused.mean), (reused.var, reused.var)]
-                grad_mu, grad_s = gradients.take(
-                    loss, weights[step], pairs, self.decoder.parameters(), step < steps
-                )
-                all_means.append(means)
-                all_log_masks.append(log_masks)
-            if reuse_prior:
-                gradients.pass_through(refinement_prior, reused, stage1_pairs, self.prior.parameters())
+        return self._output(passes, kl_stage1, stage1, call, all_stages)
 
+    def _stage1_pass(self, stage1: Stage1, call: _Call) -> tuple[_Pass, Tensor, _SharedPrior | None]:
+        """𝓛_0 on the bottom-up posteriors λ^(l,0); its gradient reaches them (and so the encoder).
+
+        Returns the pass, the full hierarchical stage-1 KL [B] and, when the refinement KLs read the
+        stage-1 prior (reversed++ with L ≥ 2 and I > 0), that prior with its leaf copies.
+        """
+        params = stage1.posteriors or [stage1.initial]  # (μ, s) per layer; the last one is λ^(L,0)
+        leaves = [(_leaf(mu), _leaf(s)) for mu, s in params]
+        means, log_masks, nll = self._reconstruct(Gaussian.from_params(*leaves[-1]), call)
+        kl, refinement_prior = torch.zeros_like(nll), None
+        if stage1.posteriors:
+            posteriors = [Gaussian.from_params(*leaf) for leaf in leaves]
+            kl, refinement_prior = stage1_kl(self.cfg.prior, posteriors, self.prior, call.noise)
+        stage1_pairs = _pairs(reversed(params), reversed(leaves))  # λ^(L,0) first
+        shared = None
+        if refinement_prior is not None and call.steps > 0:
+            leaf_prior = Gaussian(_leaf(refinement_prior.mean), _leaf(refinement_prior.var))
+            shared = _SharedPrior(refinement_prior, leaf_prior, stage1_pairs)
+        direct = [*self.decoder.parameters(), *(self.prior.parameters() if self.prior else [])]
+        grad_mu, grad_s = call.gradients.take(
+            call.loss(nll, kl), call.weights[0], stage1_pairs, direct, call.steps > 0, shared is not None
+        )
+        mu, s = params[-1]
+        return _Pass(mu, s, means, log_masks, nll, kl, grad_mu, grad_s), kl.detach(), shared
+
+    def _refinement_pass(
+        self, previous: _Pass, state: Tensor, step: int, shared: _SharedPrior | None, call: _Call
+    ) -> tuple[_Pass, Tensor]:
+        """Refinement step i: λ^(L,i) = λ^(L,i−1) + Δ(λ, ∂𝓛_(i−1)/∂λ), then 𝓛_i on it."""
+        delta_mu, delta_s, state = self.refinement(
+            previous.mu,
+            previous.s,
+            previous.grad_mu * call.gradient_scale,
+            previous.grad_s * call.gradient_scale,
+            state,
+        )
+        delta = torch.cat([delta_mu, delta_s], dim=-1).detach().norm(dim=-1).mean()
+        mu, s = previous.mu + delta_mu, previous.s + delta_s
+        leaf = (_leaf(mu), _leaf(s))
+        posterior = Gaussian.from_params(*leaf)
+        means, log_masks, nll = self._reconstruct(posterior, call)
+        kl = kl_divergence(posterior, shared.leaves if shared else None).sum(-1)  # [B]
+        pairs = _pairs([(mu, s)], [leaf])
+        if shared is not None:  # every refinement KL reads it: its gradients are gathered on the leaves
+            pairs += [(shared.leaves.mean, shared.leaves.mean), (shared.leaves.var, shared.leaves.var)]
+        grad_mu, grad_s = call.gradients.take(
+            call.loss(nll, kl), call.weights[step], pairs, self.decoder.parameters(), step < call.steps
+        )
+        return _Pass(mu, s, means, log_masks, nll, kl, grad_mu, grad_s, delta), state
+
+    def _output(
+        self, passes: list[_Pass], kl_stage1: Tensor, stage1: Stage1, call: _Call, all_stages: bool
+    ) -> EMORLOutput:
+        """The detached outputs of every pass and the total loss (the one field with a graph)."""
+        means, log_masks = [p.means for p in passes], [p.log_masks for p in passes]
         if all_stages:
-            all_means, all_log_masks = self._decode_intermediate(stage1.samples[1:], all_means, all_log_masks)
-        nll, kl = nll.detach(), kl.detach()
+            means, log_masks = self._decode_intermediate(stage1.samples[1:], means, log_masks)
+        last = passes[-1]
+        nll, kl = last.nll.detach(), last.kl.detach()
+        deltas = [p.delta for p in passes[1:]]
         return EMORLOutput(
-            total_loss=gradients.total_loss(),
+            total_loss=call.gradients.total_loss(),
             nll=nll.mean(),
             kl=kl.mean(),
             nll_per_image=nll,
             kl_per_image=kl,
             kl_stage1_per_image=kl_stage1,
             deltas=torch.stack(deltas) if deltas else nll.new_zeros(0),
-            means=all_means,
-            log_masks=all_log_masks,
+            means=means,
+            log_masks=log_masks,
             attention=stage1.attention,
-            posterior_mu=mu.detach(),
-            posterior_s=s.detach(),
+            posterior_mu=last.mu.detach(),
+            posterior_s=last.s.detach(),
         )
 
-    def _reconstruct(
-        self, posterior: Gaussian, targets: Tensor, noise: Noise
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    def _reconstruct(self, posterior: Gaussian, call: _Call) -> tuple[Tensor, Tensor, Tensor]:
         """Sample z ~ q, decode it: (means, log masks) detached for the outputs, and the NLL [B]."""
-        means, log_masks = self.decode(posterior.rsample(noise))
-        nll = self.negative_log_likelihood(targets, means, log_masks, self.cfg.log_scale)
+        means, log_masks = self.decode(posterior.rsample(call.noise))
+        nll = self.negative_log_likelihood(call.targets, means, log_masks, self.cfg.log_scale)
         return means.detach(), log_masks.detach(), nll
 
     def _iteration_loss(

@@ -1,4 +1,4 @@
-"""The EMORL training loop (spec §5), reading top to bottom in the order a step runs.
+"""The EMORL training loop (docs/training.md), reading top to bottom in the order a step runs.
 
 Per step: curriculum I and learning rate from the step → batch to device → zero_grad → forward (GECO, β)
 → backward → gradients averaged over ranks → global-norm clip → finite check → Adam step → GECO update →
@@ -33,8 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Sampler
 
-from emorl.config import ExperimentConfig, flatten_config
+from emorl.config import ExperimentConfig, TrainingConfig, flatten_config
+from emorl.geco import GECO
 from emorl.logging import Logger
+from emorl.model.emorl import EMORL, EMORLOutput
 from emorl.pictures import example_grid
 from emorl.train.checkpoint import (
     CHECKPOINT_DIR,
@@ -239,13 +241,59 @@ def average_gradients_and_flags(
 
 
 def training_images(images: torch.Tensor, out: Any) -> dict[str, np.ndarray]:
-    """One labelled picture of the batch's first examples (spec §5.5): input, reconstruction, segmentation
+    """One labelled picture of the batch's first examples (docs/training.md#logging): input, reconstruction,
+    segmentation
     and every slot's component × mask, upscaled nearest-neighbour (``emorl.pictures``)."""
     return {"train/examples": example_grid(images, out.means[-1], out.log_masks[-1].exp())}
 
 
-def _interactive() -> bool:
-    return sys.stderr.isatty()
+@dataclass
+class TrainingParts:
+    """What a run updates step by step, and what its checkpoint holds."""
+
+    model: EMORL
+    geco: GECO | None
+    optimizer: torch.optim.Optimizer
+    params: list[torch.nn.Parameter]
+    guard: NonFiniteGuard
+    step: int = 0  # the number of updates run so far
+
+
+@dataclass
+class StepOutcome:
+    """One optimisation step, as the loop logs and checkpoints it (tensors stay on the device)."""
+
+    out: EMORLOutput  # detached
+    nll: torch.Tensor  # [] this rank's batch-mean NLL
+    flags: StepFlags
+    grad_norm: torch.Tensor  # []
+    lr: float
+    refinement_steps: int
+
+
+class MetricWindow:
+    """Loss, NLL and KL summed on the device over the steps since the last log, and their pace."""
+
+    def __init__(self, device: torch.device):
+        self.sums = torch.zeros(3, device=device)  # [total_loss, nll, kl]
+        self._reset()
+
+    def add(self, outcome: StepOutcome) -> None:
+        if outcome.flags.finite:
+            self.sums += torch.stack([outcome.out.total_loss.float(), outcome.nll, outcome.out.kl.float()])
+            self.finite_steps += 1
+        self.steps += 1
+
+    def flush(self, outcome: StepOutcome, parts: TrainingParts, run: TrainingConfig) -> dict[str, float]:
+        """The window's metrics as plain floats (a host sync), then an empty window."""
+        images_per_s = run.batch_size * self.steps / (time.perf_counter() - self.start)
+        metrics = _step_metrics(self.sums, self.finite_steps, outcome, parts, run.kl_beta, images_per_s)
+        self._reset()
+        return metrics
+
+    def _reset(self) -> None:
+        self.sums.zero_()
+        self.finite_steps, self.steps, self.start = 0, 0, time.perf_counter()
 
 
 def train(
@@ -260,225 +308,259 @@ def train(
     ``logger`` is used on rank 0 only. ``stop_requested`` is polled once per step; when it returns true
     a checkpoint is written at the step boundary and the call returns with ``preempted=True``.
     """
-    from emorl.data.reader import build_dataset
-    from emorl.geco import GECO
-    from emorl.model import EMORL
-
     run = cfg.training
     context = setup_distributed(run.device)
     try:
-        local_batch = local_batch_size(run.batch_size, context.world_size)
-        device = context.device
         checkpoint_dir = Path(run.output_dir) / CHECKPOINT_DIR
-
-        seed_everything(run.seed)
-        model = EMORL(cfg.model).to(device)
-        if run.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        channels, height, width = cfg.model.input_size
-        geco = GECO(cfg.geco, num_pixels=channels * height * width).to(device) if cfg.geco.enabled else None
-        optimizer = torch.optim.Adam(model.parameters(), lr=run.lr)
-        params = [p for p in model.parameters() if p.requires_grad]
-        broadcast_parameters(model, context)
+        parts = build_parts(cfg, context)
+        resume_from = restore(parts, checkpoint_dir, cfg, context.device) if run.resume else None
+        forward = torch.compile(parts.model) if run.compile else parts.model
+        loader = training_loader(cfg, context, parts.step)
+        _announce(cfg, parts, context, resume_from, logger)
+        bar = _progress_bar(run.iters, parts.step) if progress and context.is_main else None
         noise = GlobalBatchNoise(context.rank, context.world_size)
+        window, metrics = MetricWindow(context.device), {}
+        last_path, last_checkpoint_time, preempted = None, time.monotonic(), False
 
-        start_step, guard = 0, NonFiniteGuard(run.max_nonfinite_steps)
-        resume_from = latest_checkpoint(checkpoint_dir) if run.resume else None
-        if resume_from is not None:
-            state = load_checkpoint(resume_from, map_location=device)
-            check_resume_config(resume_from, state["config"], cfg.to_dict())
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            if geco is not None:
-                geco.load_state_dict(state["geco"])
-            start_step = int(state["step"])
-            guard.total = int(state.get("nonfinite_steps", 0))
-            set_rng_state(state["rng"], device)
-
-        forward = torch.compile(model) if run.compile else model
-        dataset = build_dataset(cfg.data, "train")
-        sampler = GlobalBatchSampler(
-            len(dataset), run.batch_size, context.rank, context.world_size, run.seed, start_step, run.iters
-        )
-        loader = DataLoader(
-            dataset,
-            batch_sampler=sampler,
-            num_workers=cfg.data.num_workers,
-            pin_memory=device.type == "cuda",
-            generator=torch.Generator(),
-        )
-
-        if context.is_main:
-            resumed = f"resumed at step {start_step} from {resume_from}" if resume_from else "from scratch"
-            print(
-                f"EMORL: {sum(p.numel() for p in params):,} parameters; world size {context.world_size}, "
-                f"local batch {local_batch}, device {device}; {resumed}",
-                file=sys.stderr,
-            )
-        if context.is_main and logger is not None:
-            logger.log_params(flatten_config(cfg.to_dict()))
-
-        bar = None
-        if progress and context.is_main and _interactive():
-            from tqdm import tqdm
-
-            bar = tqdm(total=run.iters, initial=start_step, desc="train", unit="step", dynamic_ncols=True)
-
-        autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=run.precision == "bf16")
-        model.train()
-        step, last_path, metrics = start_step, None, {}
-        window = torch.zeros(3, device=device)  # summed [total_loss, nll, kl] since the last log
-        window_steps, window_all, window_start = 0, 0, time.perf_counter()
-        last_checkpoint_time = time.monotonic()
-        preempted = False
-
+        parts.model.train()
         for batch in loader:
-            refinement_steps = refinement_steps_at(step, run.refinement_curriculum)
-            lr = learning_rate(step, run.lr, run.warmup_steps, run.decay_rate, run.decay_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            images = batch["imgs"].to(device, non_blocking=True)  # [B, 3, H, W] in [-1, 1]
+            images = batch["imgs"].to(context.device, non_blocking=True)  # [B, 3, H, W] in [-1, 1]
             if run.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(**autocast):
-                out = forward(
-                    images,
-                    refinement_steps=refinement_steps,
-                    geco=geco,
-                    global_step=step,
-                    kl_beta=run.kl_beta,
-                    noise=noise,
-                    refinement_batch_size=cfg.model.refinement_batch_size,
-                )
-            out.total_loss.backward()
-            out = out.detach()  # keep the values for logging, let the graph go before the next forward
-
-            nll = out.nll.float()
-            wants_stop = stop_requested is not None and stop_requested()
-            checkpoint_due = context.is_main and (
-                time.monotonic() - last_checkpoint_time >= run.checkpoint_every_minutes * 60
+            minutes_due = time.monotonic() - last_checkpoint_time >= run.checkpoint_every_minutes * 60
+            outcome = optimisation_step(
+                forward,
+                parts,
+                images,
+                cfg,
+                noise,
+                context,
+                wants_stop=stop_requested is not None and stop_requested(),
+                checkpoint_due=context.is_main and minutes_due,
             )
-            flags = torch.stack(
-                [
-                    torch.isfinite(out.total_loss).float(),
-                    nll,
-                    torch.tensor(float(wants_stop), device=device),
-                    torch.tensor(float(checkpoint_due), device=device),
-                ]
-            )  # [4]: finite, nll, stop, checkpoint_due (summed over ranks)
-            flags = average_gradients_and_flags(params, flags, context)
-            max_norm = run.clip_grad_norm if run.clip_grad_norm is not None else math.inf
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-            finite_count, stop_count, due_count, grad_finite = torch.stack(
-                [flags[0], flags[2], flags[3], torch.isfinite(grad_norm).float()]
-            ).tolist()  # the step's one host sync
-            step_flags = StepFlags(
-                finite=finite_count == context.world_size and grad_finite == 1.0,
-                stop=stop_count > 0,
-                checkpoint_due=due_count > 0,
-            )
-
-            if step_flags.finite:
-                optimizer.step()
-                if geco is not None:
-                    geco.update(flags[1] / context.world_size, step)
-                window += torch.stack([out.total_loss.float(), nll, out.kl.float()])
-                window_steps += 1
-            guard.record(step_flags.finite, step)
-            step += 1
-            window_all += 1
+            window.add(outcome)
+            parts.step += 1
             if bar is not None:
                 bar.update(1)
+            metrics = (
+                _report(outcome, window, parts, images, run, logger if context.is_main else None, bar)
+                or metrics
+            )
 
-            if step % run.log_every == 0 or step == run.iters:  # every rank: TrainResult.metrics is per rank
-                elapsed = time.perf_counter() - window_start
-                metrics = _step_metrics(
-                    window,
-                    window_steps,
-                    out,
-                    geco,
-                    lr,
-                    refinement_steps,
-                    grad_norm,
-                    guard.total,
-                    run.kl_beta,
-                    run.batch_size * window_all / elapsed,
-                )
-                window.zero_()
-                window_steps, window_all, window_start = 0, 0, time.perf_counter()
-                if context.is_main and logger is not None:
-                    logger.log_metrics(metrics, step)
-                if bar is not None:
-                    bar.set_postfix(loss=f"{metrics.get('train/total_loss', math.nan):.4g}")
-            if context.is_main and logger is not None and (step % run.image_every == 0 or step == run.iters):
-                for key, picture in training_images(images, out).items():
-                    logger.log_image(key, picture, step)
-
-            finished = step == run.iters
-            if (
-                step % run.checkpoint_every_steps == 0
-                or step_flags.checkpoint_due
-                or step_flags.stop
-                or finished
-            ):
-                last_path = _checkpoint(
-                    checkpoint_dir, step, cfg, model, optimizer, geco, guard, context, run.keep_checkpoints
-                )
+            finished = parts.step == run.iters
+            flags = outcome.flags
+            if parts.step % run.checkpoint_every_steps == 0 or flags.checkpoint_due or flags.stop or finished:
+                last_path = _checkpoint(checkpoint_dir, cfg, parts, context, run.keep_checkpoints)
                 last_checkpoint_time = time.monotonic()
-            if step_flags.stop and not finished:
+            if flags.stop and not finished:
                 preempted = True
                 break
 
         if bar is not None:
             bar.close()
-        if last_path is None and step == run.iters:
+        if last_path is None and parts.step == run.iters:
             last_path = latest_checkpoint(checkpoint_dir)
-        if context.is_main and logger is not None and step == run.iters and last_path is not None:
+        if context.is_main and logger is not None and parts.step == run.iters and last_path is not None:
             logger.log_artifact(last_path, "checkpoints")
-        return TrainResult(final_step=step, checkpoint_path=last_path, preempted=preempted, metrics=metrics)
+        return TrainResult(parts.step, last_path, preempted, metrics)
     finally:
         teardown_distributed()
 
 
-def _checkpoint(
-    directory: Path,
-    step: int,
+def build_parts(cfg: ExperimentConfig, context: DistributedContext) -> TrainingParts:
+    """The seeded model (same weights on every rank), GECO and the optimiser, at step 0."""
+    run = cfg.training
+    seed_everything(run.seed)
+    model = EMORL(cfg.model).to(context.device)
+    if run.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    channels, height, width = cfg.model.input_size
+    geco = None
+    if cfg.geco.enabled:
+        geco = GECO(cfg.geco, num_pixels=channels * height * width).to(context.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=run.lr)
+    broadcast_parameters(model, context)
+    params = [p for p in model.parameters() if p.requires_grad]
+    return TrainingParts(model, geco, optimizer, params, NonFiniteGuard(run.max_nonfinite_steps))
+
+
+def restore(
+    parts: TrainingParts, checkpoint_dir: Path, cfg: ExperimentConfig, device: torch.device
+) -> Path | None:
+    """Load the newest checkpoint into ``parts`` (weights, optimiser, GECO, step, RNG); None if none."""
+    path = latest_checkpoint(checkpoint_dir)
+    if path is None:
+        return None
+    state = load_checkpoint(path, map_location=device)
+    check_resume_config(path, state["config"], cfg.to_dict())
+    parts.model.load_state_dict(state["model"])
+    parts.optimizer.load_state_dict(state["optimizer"])
+    if parts.geco is not None:
+        parts.geco.load_state_dict(state["geco"])
+    parts.step = int(state["step"])
+    parts.guard.total = int(state.get("nonfinite_steps", 0))
+    set_rng_state(state["rng"], device)
+    return path
+
+
+def training_loader(cfg: ExperimentConfig, context: DistributedContext, start_step: int) -> DataLoader:
+    """This rank's share of each global batch, from ``start_step`` to ``training.iters``."""
+    from emorl.data.reader import build_dataset
+
+    run = cfg.training
+    dataset = build_dataset(cfg.data, "train")
+    sampler = GlobalBatchSampler(
+        len(dataset), run.batch_size, context.rank, context.world_size, run.seed, start_step, run.iters
+    )
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=cfg.data.num_workers,
+        pin_memory=context.device.type == "cuda",
+        generator=torch.Generator(),
+    )
+
+
+def optimisation_step(
+    forward: Callable[..., EMORLOutput],
+    parts: TrainingParts,
+    images: torch.Tensor,
     cfg: ExperimentConfig,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    geco: torch.nn.Module | None,
-    guard: NonFiniteGuard,
+    noise: GlobalBatchNoise,
     context: DistributedContext,
-    keep: int,
+    *,
+    wants_stop: bool,
+    checkpoint_due: bool,
+) -> StepOutcome:
+    """One update at ``parts.step``: forward and backward, gradients averaged over ranks and clipped, then
+    the Adam and GECO steps unless any rank saw a non-finite loss or gradient."""
+    run, device, step = cfg.training, context.device, parts.step
+    refinement_steps = refinement_steps_at(step, run.refinement_curriculum)
+    lr = learning_rate(step, run.lr, run.warmup_steps, run.decay_rate, run.decay_steps)
+    for group in parts.optimizer.param_groups:
+        group["lr"] = lr
+
+    parts.optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=run.precision == "bf16"):
+        out = forward(
+            images,
+            refinement_steps=refinement_steps,
+            geco=parts.geco,
+            global_step=step,
+            kl_beta=run.kl_beta,
+            noise=noise,
+            refinement_batch_size=cfg.model.refinement_batch_size,
+        )
+    out.total_loss.backward()
+    out = out.detach()  # keep the values for logging, let the graph go before the next forward
+
+    nll = out.nll.float()
+    flags = torch.stack(
+        [
+            torch.isfinite(out.total_loss).float(),
+            nll,
+            torch.tensor(float(wants_stop), device=device),
+            torch.tensor(float(checkpoint_due), device=device),
+        ]
+    )  # [4]: finite, nll, stop, checkpoint_due (summed over ranks)
+    flags = average_gradients_and_flags(parts.params, flags, context)
+    max_norm = run.clip_grad_norm if run.clip_grad_norm is not None else math.inf
+    grad_norm = torch.nn.utils.clip_grad_norm_(parts.params, max_norm)
+    finite_count, stop_count, due_count, grad_finite = torch.stack(
+        [flags[0], flags[2], flags[3], torch.isfinite(grad_norm).float()]
+    ).tolist()  # the step's one host sync
+    step_flags = StepFlags(
+        finite=finite_count == context.world_size and grad_finite == 1.0,
+        stop=stop_count > 0,
+        checkpoint_due=due_count > 0,
+    )
+    if step_flags.finite:
+        parts.optimizer.step()
+        if parts.geco is not None:
+            parts.geco.update(flags[1] / context.world_size, step)
+    parts.guard.record(step_flags.finite, step)
+    return StepOutcome(out, nll, step_flags, grad_norm, lr, refinement_steps)
+
+
+def _report(
+    outcome: StepOutcome,
+    window: MetricWindow,
+    parts: TrainingParts,
+    images: torch.Tensor,
+    run: TrainingConfig,
+    logger: Logger | None,
+    bar: Any,
+) -> dict[str, float] | None:
+    """At log cadence, the window's metrics (every rank: TrainResult.metrics is per rank), logged by the
+    main rank; at image cadence, the picture of the batch. None between logs."""
+    step, metrics = parts.step, None
+    if step % run.log_every == 0 or step == run.iters:
+        metrics = window.flush(outcome, parts, run)
+        if logger is not None:
+            logger.log_metrics(metrics, step)
+        if bar is not None:
+            bar.set_postfix(loss=f"{metrics.get('train/total_loss', math.nan):.4g}")
+    if logger is not None and (step % run.image_every == 0 or step == run.iters):
+        for key, picture in training_images(images, outcome.out).items():
+            logger.log_image(key, picture, step)
+    return metrics
+
+
+def _announce(
+    cfg: ExperimentConfig,
+    parts: TrainingParts,
+    context: DistributedContext,
+    resume_from: Path | None,
+    logger: Logger | None,
+) -> None:
+    """The main rank says what it trains, and logs the config as params."""
+    if not context.is_main:
+        return
+    resumed = f"resumed at step {parts.step} from {resume_from}" if resume_from else "from scratch"
+    local_batch = local_batch_size(cfg.training.batch_size, context.world_size)
+    print(
+        f"EMORL: {sum(p.numel() for p in parts.params):,} parameters; world size {context.world_size}, "
+        f"local batch {local_batch}, device {context.device}; {resumed}",
+        file=sys.stderr,
+    )
+    if logger is not None:
+        logger.log_params(flatten_config(cfg.to_dict()))
+
+
+def _progress_bar(total: int, initial: int) -> Any:
+    """A tqdm bar on an interactive terminal, else None (batch logs stay clean)."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
+
+
+def _checkpoint(
+    directory: Path, cfg: ExperimentConfig, parts: TrainingParts, context: DistributedContext, keep: int
 ) -> Path | None:
     """Rank 0 writes the checkpoint; the other ranks have nothing to add (their state is identical)."""
     if not context.is_main:
         return None
-    assert_finite_state(model, geco)
+    assert_finite_state(parts.model, parts.geco)
     state = {
-        "step": step,
+        "step": parts.step,
         "config": cfg.to_dict(),
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "geco": geco.state_dict() if geco is not None else None,
+        "model": parts.model.state_dict(),
+        "optimizer": parts.optimizer.state_dict(),
+        "geco": parts.geco.state_dict() if parts.geco is not None else None,
         "rng": rng_state(context.device),
-        "nonfinite_steps": guard.total,
+        "nonfinite_steps": parts.guard.total,
         "world_size": context.world_size,
     }
-    return save_checkpoint(directory, step, state, keep)
+    return save_checkpoint(directory, parts.step, state, keep)
 
 
 def _step_metrics(
     window: torch.Tensor,
     window_steps: int,
-    out: Any,
-    geco: torch.nn.Module | None,
-    lr: float,
-    refinement_steps: int,
-    grad_norm: torch.Tensor,
-    nonfinite_steps: int,
+    outcome: StepOutcome,
+    parts: TrainingParts,
     kl_beta: float,
     images_per_s: float,
 ) -> dict[str, float]:
@@ -490,14 +572,15 @@ def _step_metrics(
         "train/nll": means[1],
         "train/kl": means[2],
         "train/kl_beta": kl_beta,
-        "train/lr": lr,
-        "train/refinement_steps": float(refinement_steps),
-        "train/grad_norm": float(grad_norm),
-        "train/nonfinite_steps": float(nonfinite_steps),
+        "train/lr": outcome.lr,
+        "train/refinement_steps": float(outcome.refinement_steps),
+        "train/grad_norm": float(outcome.grad_norm),
+        "train/nonfinite_steps": float(parts.guard.total),
         "train/images_per_s": images_per_s,
     }
-    for index, delta in enumerate(out.deltas.float().tolist()):
+    for index, delta in enumerate(outcome.out.deltas.float().tolist()):
         metrics[f"train/delta_norm_{index}"] = delta
+    geco = parts.geco
     if geco is not None:
         metrics["train/geco_beta"] = float(geco.beta)
         metrics["train/geco_weight"] = float(F.softplus(geco.beta.float()))
