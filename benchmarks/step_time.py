@@ -1,4 +1,5 @@
-"""Seconds per EMORL training step (forward + backward + clip + Adam step) for the configs of spec §6.2.
+"""Seconds per EMORL training step (forward + backward + clip + Adam step) for the configs of
+docs/training.md#recipes.
 
 Each config runs in its own subprocess (clean peak-memory figures, no allocator state shared between
 configs). After warm-up steps it reports the median over the timed steps, images/s and peak memory: on CPU

@@ -71,7 +71,7 @@ def _at_least(errors: list[str], key: str, value: Any, low: float) -> None:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """EMORL architecture (spec §2–§3). ``K`` and the batch size are runtime properties of the model.
+    """EMORL architecture (docs/model.md). ``K`` and the batch size are runtime properties of the model.
 
     ``refinement_batch_size`` is the B of the 1/B that the refinement input (the gradient of a batch-mean
     loss) carries in training, whatever the world size; the reference's is its per-GPU batch.
@@ -113,7 +113,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which Multi-Object dataset to read and how (spec §1)."""
+    """Which Multi-Object dataset to read and how (docs/data.md)."""
 
     name: str = "tetrominoes"
     root: str = operational("data")
@@ -139,7 +139,8 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class GecoConfig:
-    """GECO (spec §4). ``reconstruction_target`` is per pixel and channel; it is scaled by C·H·W."""
+    """GECO (docs/training.md#geco). ``reconstruction_target`` is per pixel and channel; it is scaled by
+    C·H·W."""
 
     enabled: bool = True
     reconstruction_target: float = -2.206
@@ -162,7 +163,7 @@ class GecoConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """The training recipe (spec §5). ``batch_size`` is the *global* batch over all ranks."""
+    """The training recipe (docs/training.md). ``batch_size`` is the *global* batch over all ranks."""
 
     batch_size: int = 32
     iters: int = resumable(200_000)
@@ -213,7 +214,7 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Evaluation (spec §7–§9). A grid's results are its evaluation, so these keys are part of a run's
+    """Evaluation (docs/evaluation.md). A grid's results are its evaluation, so these keys are part of a run's
     identity; training does not read them, so they may change when a run resumes. ``diagnosis_*`` are the
     collapse check's thresholds (emorl.eval.diagnosis): they only label a run, so they are outside it."""
 

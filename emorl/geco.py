@@ -1,4 +1,4 @@
-"""GECO (Rezende & Viola 2018) exactly as the reference implements it (spec §4).
+"""GECO (Rezende & Viola 2018) exactly as the reference implements it (docs/training.md#geco).
 
 The Lagrange-multiplier parameter ζ (``beta``; the weight applied to the NLL is softplus(ζ)) and the EMA
 of the constraint ``C_ema`` are float32 buffers, so they travel in ``state_dict`` and checkpoints. All updates

@@ -1,4 +1,4 @@
-"""The reference HDF5 layout of the Multi-Object datasets (spec §1.1–1.2), and how to check a file against it.
+"""The reference HDF5 layout of the Multi-Object datasets (docs/data.md), and how to check a file against it.
 
 Every file holds one split group, ``train`` in the training file and ``test`` in the test file::
 

@@ -1,4 +1,4 @@
-"""The PyTorch reader of the reference HDF5 layout (spec §1.1–1.3).
+"""The PyTorch reader of the reference HDF5 layout (docs/data.md).
 
 Unlike the reference, which reopens the file for every item, a ``MultiObjectDataset`` opens its file once
 per process (lazily, so DataLoader workers and DistributedSampler ranks each get their own handle) and
@@ -128,7 +128,8 @@ class MultiObjectDataset(Dataset):
             )
 
     def _preprocess_image(self, image: np.ndarray) -> np.ndarray:
-        """[H, W, 3] uint8 → [3, H', W'] uint8, CLEVR-cropped and resized when asked (spec §1.3)."""
+        """[H, W, 3] uint8 → [3, H', W'] uint8, CLEVR-cropped and resized when asked
+        (docs/data.md#preprocessing)."""
         if self.clevr_resolution is not None:
             size = (self.clevr_resolution, self.clevr_resolution)
             image = np.asarray(Image.fromarray(image).crop(CLEVR_CROP_BOX).resize(size, Image.BICUBIC))

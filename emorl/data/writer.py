@@ -1,4 +1,4 @@
-"""Write generated datasets to disk in the reference layout, with a checksum manifest (spec §1.1–1.2)."""
+"""Write generated datasets to disk in the reference layout, with a checksum manifest (docs/data.md)."""
 
 from __future__ import annotations
 

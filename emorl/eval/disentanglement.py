@@ -1,6 +1,8 @@
-"""Disentanglement analyses (spec §9.2, §9.3, §9.6): latent ranges, activeness, slot matching and DCI.
+"""Disentanglement analyses (docs/evaluation.md#disentanglement): latent ranges, activeness, slot matching
+and DCI.
 
-DCI follows disentanglement_lib as the paper intends, not the reference file (spec §12 #10, §13.4): one
+DCI follows disentanglement_lib as the paper intends, not the reference file
+(docs/reference-differences.md#dci): one
 gradient-boosted predictor per factor, a *classifier* for discrete factors and a *regressor* for continuous
 ones. The importance matrix is the predictors' ``feature_importances_``. Informativeness is the accuracy of a
 classifier and the R² (clipped at 0) of a regressor, averaged over factors; the reference instead re-fits one
@@ -24,7 +26,7 @@ from emorl.eval.traversal import Decoder, sweep_slot
 
 DISCRETE_FACTORS = frozenset({"shape", "size", "material", "color"})
 EXCLUDED_FACTORS = frozenset({"visibility", "pixel_x", "pixel_y", "pixel_z"})
-MIN_OBJECT_PIXELS = 50  # smaller (occluded or cropped) objects are not matched (spec §9.6)
+MIN_OBJECT_PIXELS = 50  # smaller (occluded or cropped) objects are not matched (docs/evaluation.md#dci)
 MIN_MATCH_IOU = 0.1
 MIN_DCI_OBJECTS = 4  # both halves of the 50/50 split need at least two rows
 DCI_METRICS = (
@@ -50,7 +52,8 @@ def activeness(
     batch_size: int = 64,
     progress: bool = False,
 ) -> np.ndarray:
-    """Mean image variance when one latent of one slot sweeps its range (spec §9.3), ``[N, D]``.
+    """Mean image variance when one latent of one slot sweeps its range (docs/evaluation.md#activeness),
+    ``[N, D]``.
 
     For image ``n`` and dimension ``j``, ``z[n, slots[n], j]`` takes ``steps`` equally spaced values from
     ``ranges[j, 0]`` to ``ranges[j, 1]``; the unbiased per-pixel variance over the composed images is averaged
@@ -73,10 +76,11 @@ def matching_iou(
     visibility: torch.Tensor,
     num_slots: int,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Match visible ground-truth objects to slots by Hungarian IoU (spec §9.6), per image.
+    """Match visible ground-truth objects to slots by Hungarian IoU (docs/evaluation.md#dci), per image.
 
     Objects are the entities whose ``visibility`` is 1 (the background, entity 0, excluded), read from the
-    flags rather than assumed contiguous (spec §13.5). Objects under ``MIN_OBJECT_PIXELS`` pixels are dropped,
+    flags rather than assumed contiguous (docs/reference-differences.md#dci). Objects under
+    ``MIN_OBJECT_PIXELS`` pixels are dropped,
     as are matches with IoU below ``MIN_MATCH_IOU``. Returns ``(entity indices, slot indices)`` per image.
     """
     entities = visibility.shape[1]
@@ -134,7 +138,8 @@ def dci(
     test_size: float = 0.5,
     random_state: int = 5,
 ) -> DCIResult:
-    """DCI of ``codes`` ``[N, D]`` against ``factors`` ``[N, F]`` on a shuffled 50/50 split (spec §9.6).
+    """DCI of ``codes`` ``[N, D]`` against ``factors`` ``[N, F]`` on a shuffled 50/50 split
+    (docs/evaluation.md#dci).
 
     Factors that are constant over the whole set carry no information and are left out.
     """

@@ -1,9 +1,12 @@
 """The four evaluation types and ``evaluate``, which runs one and reports it.
 
-``ari_mse_kl``      segmentation, reconstruction and KL scores per test image (spec §9.1)
-``disentanglement`` latent ranges, activeness, slot matching, DCI, a traversal grid (§9.2–9.4, §9.6)
-``gifs``            traversal grids and GIFs of the most active latents for every slot (§9.5)
-``figures``         a Figure-6 style PNG and the ``rinfo`` arrays per test image (§8)
+``ari_mse_kl``      segmentation, reconstruction and KL scores per test image
+                    (docs/evaluation.md#ari-mse-and-kl)
+``disentanglement`` latent ranges, activeness, slot matching, DCI, a traversal grid
+                    (docs/evaluation.md#disentanglement)
+``gifs``            traversal grids and GIFs of the most active latents for every slot
+                    (docs/evaluation.md#gifs)
+``figures``         a Figure-6 style PNG and the ``rinfo`` arrays per test image (docs/evaluation.md#figures)
 """
 
 from __future__ import annotations

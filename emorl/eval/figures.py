@@ -1,7 +1,8 @@
 """Pictures of one sample's inference (the paper's Figure 6) and of latent traversals, as PNG files.
 
 ``stage_arrays`` turns a forward pass with ``all_stages=True`` into the reference's ``rinfo`` arrays
-(spec §8), channels-last and in [0, 1]; ``sample_figure`` draws them: one row per inference stage (the L
+(docs/evaluation.md#figures), channels-last and in [0, 1]; ``sample_figure`` draws them: one row per
+inference stage (the L
 stochastic layers of stage 1, then each refinement step), with the image, the reconstruction, the colourised
 soft masks, the colourised hard attention and the K components (each composited on white).
 """
@@ -28,7 +29,7 @@ def stage_names(stochastic_layers: int, refinement_steps: int, stages: int) -> l
 def stage_arrays(
     images: torch.Tensor, output: Any, masks: torch.Tensor | None = None
 ) -> dict[str, np.ndarray]:
-    """The ``rinfo`` arrays of a batch (spec §8), channels-last numpy.
+    """The ``rinfo`` arrays of a batch (docs/evaluation.md#figures), channels-last numpy.
 
     ``data/image`` [B,H,W,3]; ``data/true_mask`` [B,E,1,Hm,Wm] (if given); ``outputs/pred_mask`` and
     ``outputs/pred_mask_logits`` (log-probabilities) [B,T,K,H,W,1]; ``outputs/recons`` [B,T,H,W,3];
@@ -54,7 +55,8 @@ def stage_arrays(
 
 
 def save_rinfo(arrays: dict[str, np.ndarray], index: int, path: Path) -> Path:
-    """Save sample ``index`` of a batch of ``rinfo`` arrays as one ``.npz`` (keys as in spec §8)."""
+    """Save sample ``index`` of a batch of ``rinfo`` arrays as one ``.npz`` (keys as in
+    docs/evaluation.md#figures)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **{key: value[index : index + 1] for key, value in arrays.items()})
     return path

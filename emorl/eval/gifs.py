@@ -1,4 +1,4 @@
-"""Animated GIFs of latent traversals (spec §9.5), one frame per traversal step, exactly.
+"""Animated GIFs of latent traversals (docs/evaluation.md#gifs), one frame per traversal step, exactly.
 
 Written with moviepy 2 (``ImageSequenceClip.write_gif``, which uses imageio/Pillow; no ffmpeg path is
 needed). moviepy samples frame k at the float time k/fps: at 10 fps some times round down and frames are

@@ -1,4 +1,5 @@
-"""Running a trained EMORL on the test split the way the reference's evaluation does (spec §7).
+"""Running a trained EMORL on the test split the way the reference's evaluation does
+(docs/evaluation.md#running-a-checkpoint).
 
 The first N test images in file order, the test-time number of refinement steps I, and GECO's checkpointed
 ζ in the refinement gradients (forward called at ``global_step = warm_start + 1``) when GECO is enabled.

@@ -1,4 +1,5 @@
-"""The ``ari_mse_kl`` evaluation (spec §9.1): segmentation, reconstruction and KL on the first N test images.
+"""The ``ari_mse_kl`` evaluation (docs/evaluation.md#ari-mse-and-kl): segmentation, reconstruction and KL on
+the first N test images.
 
 Per image: FG-ARI and ARI (hard masks against the ground-truth label map; for CLEVR the soft masks are first
 resized to the 192×192 ground-truth crop), mean best overlap, MSE at model resolution, the KL of the last

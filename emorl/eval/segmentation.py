@@ -1,4 +1,5 @@
-"""Segmentation scores (spec §9.1): FG-ARI, ARI with background, and mean best overlap.
+"""Segmentation scores (docs/evaluation.md#ari-mse-and-kl): FG-ARI, ARI with background, and mean best
+overlap.
 
 Every score is computed for a whole batch at once from one contingency table per image,
 ``n[b, t, k]`` = the number of pixels of true entity ``t`` assigned to slot ``k`` (an einsum of one-hot maps).
@@ -13,13 +14,13 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy.optimize import linear_sum_assignment
 
-GT_CROP = 192  # CLEVR ground-truth masks are 192×192 crops (spec §1.3)
+GT_CROP = 192  # CLEVR ground-truth masks are 192×192 crops (docs/data.md#preprocessing)
 
 
 def true_label_map(masks: torch.Tensor) -> torch.Tensor:
     """Integer label map from per-entity 0/255 masks ``[B, E, 1, H, W]``: the largest entity index present.
 
-    Entity 0 is the background, so a pixel no object covers gets label 0 (spec §9.1).
+    Entity 0 is the background, so a pixel no object covers gets label 0 (docs/evaluation.md#ari-mse-and-kl).
     """
     if masks.dim() != 5 or masks.shape[2] != 1:
         raise ValueError(f"true masks must be [B, E, 1, H, W], got shape {list(masks.shape)}")
@@ -38,7 +39,8 @@ def predicted_label_map(soft_masks: torch.Tensor) -> torch.Tensor:
 def upsample_masks_to_crop(soft_masks: torch.Tensor, size: int = GT_CROP) -> torch.Tensor:
     """Resize soft masks ``[B, K, 1, h, w]`` to ``size``×``size`` as float PIL images with BICUBIC.
 
-    This is how the reference brings CLEVR predictions to the 192×192 ground-truth crop (spec §9.1, §13.10);
+    This is how the reference brings CLEVR predictions to the 192×192 ground-truth crop
+    (docs/evaluation.md#clevr-resolution);
     PIL's bicubic kernel (a = −0.5) differs from torch's (a = −0.75), so PIL is used for fidelity.
     """
     batch, slots, _, height, width = soft_masks.shape

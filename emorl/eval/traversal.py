@@ -1,8 +1,10 @@
-"""Latent traversals (spec §9.4): sweep one latent of one slot and decode the composed image.
+"""Latent traversals (docs/evaluation.md#traversals): sweep one latent of one slot and decode the composed
+image.
 
 The sweep is centred on the middle of each dimension's range, (min + max)/2, and spans the whole range —
 the paper's "linear interpolation between the per-dimension min and max". The reference centres on
-(max − min)/2 and shrinks the half-width to a square root (spec §12 #11, §13.6); that is not reproduced.
+(max − min)/2 and shrinks the half-width to a square root (docs/reference-differences.md#traversal-range);
+that is not reproduced.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The fixed 4-channel positional ramp and its learned projection (spec §2.2).
+"""The fixed 4-channel positional ramp and its learned projection (docs/model.md#positional-grid).
 
 Unlike the reference, the grid is not repeated over the batch: it is broadcast, so the batch size and
 the number of slots stay runtime properties.

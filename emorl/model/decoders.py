@@ -1,4 +1,4 @@
-"""Spatial-broadcast image decoders (spec §3.5): ``iodine``, ``small`` and ``big``.
+"""Spatial-broadcast image decoders (docs/model.md#decoders): ``iodine``, ``small`` and ``big``.
 
 Every slot is decoded independently, all B·K of them in one batch. The activations take the memory format of
 the convolution weights, so ``model.to(memory_format=torch.channels_last)`` switches the whole decoder.

@@ -1,4 +1,4 @@
-"""Diagonal Gaussians in the reference's parameterisation (spec §2.1).
+"""Diagonal Gaussians in the reference's parameterisation (docs/model.md#gaussian-parameterisation).
 
 A slot's posterior is stored as (μ, s) where s is a *pre-softplus* parameter: σ(s) = sqrt(softplus(min(s, 80))
 + 1e-5). Sampling is always reparameterised; the standard-normal noise comes from a ``Noise`` callable so that
@@ -27,7 +27,8 @@ def variance(s: Tensor) -> Tensor:
 
 
 def sigma(s: Tensor) -> Tensor:
-    """σ(s) = sqrt(softplus(min(s, 80)) + 1e-5), the standard deviation encoded by s (spec §2.1)."""
+    """σ(s) = sqrt(softplus(min(s, 80)) + 1e-5), the standard deviation encoded by s
+    (docs/model.md#gaussian-parameterisation)."""
     return variance(s).sqrt()
 
 

@@ -1,4 +1,5 @@
-"""DualGRU (spec §3.3): two independent GRU cells, one updating μ and one updating s, run as one batched op.
+"""DualGRU (docs/model.md#dualgru): two independent GRU cells, one updating μ and one updating s, run as one
+batched op.
 
 Both cells read the same input Θ (the attention update); cell 1's hidden state is μ and cell 2's is s. The
 reference stores them as block-diagonal weights; here they are a stacked [2, ...] pair, which is the same

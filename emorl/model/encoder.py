@@ -1,4 +1,5 @@
-"""Image encoder shared by all stochastic layers (spec §3.1): 4 convs, positional projection, LN + MLP."""
+"""Image encoder shared by all stochastic layers (docs/model.md#encoder): 4 convs, positional projection, LN
++ MLP."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Stage 1: the bottom-up HVAE posterior (spec §3.2), with the DualGRU or the "w/out DualGRU" ablation.
+"""Stage 1: the bottom-up HVAE posterior (docs/model.md#bottom-up-inference), with the DualGRU or the "w/out
+DualGRU" ablation.
 
 Each of the L stochastic layers is one Slot-Attention-style step whose query is the previous layer's
 sample; the attention update Θ then moves the Gaussian parameters (μ, s) of every slot. Slots are kept as

@@ -1,4 +1,5 @@
-"""The reference's ``init_weights(module, 'xavier')`` (spec §2.3): Xavier-normal with gain 0.02, zero bias.
+"""The reference's ``init_weights(module, 'xavier')`` (docs/model.md#initialisation): Xavier-normal with gain
+0.02, zero bias.
 
 The gain is ``model.init_gain``; 0.02 is the reference's. Every module that the reference initialises this
 way takes it as ``init_gain`` and passes it here; the others keep their own initialisation.

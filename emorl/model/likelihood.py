@@ -1,4 +1,4 @@
-"""Image likelihoods (spec §3.6): pixel-wise GMM and the "deterministic mixture" Gaussian.
+"""Image likelihoods (docs/model.md#likelihoods): pixel-wise GMM and the "deterministic mixture" Gaussian.
 
 Both use one fixed σ = exp(log_scale) and omit the −½·ln 2π constant, as the reference does, so the NLL is
 unnormalised (it can be negative; its floor is 3·H·W·ln σ). Targets x are in [0, 1].

@@ -1,4 +1,4 @@
-"""The hierarchical prior network and the three stage-1 KL variants (spec §3.4)."""
+"""The hierarchical prior network and the three stage-1 KL variants (docs/model.md#priors)."""
 
 from __future__ import annotations
 

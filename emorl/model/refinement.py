@@ -1,4 +1,5 @@
-"""Stage 2: the refinement network f_φ (spec §3.7): one step of iterative amortised inference on λ."""
+"""Stage 2: the refinement network f_φ (docs/model.md#refinement-network): one step of iterative amortised
+inference on λ."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Learning-rate schedule and refinement curriculum (spec §5.2, §5.4), both pure functions of the step.
+"""Learning-rate schedule and refinement curriculum (docs/training.md#learning-rate-schedule,
+#refinement-curriculum), both pure functions of the step.
 
 Because both depend only on the global step, a resumed run re-derives them exactly and no scheduler
 state needs to be checkpointed.

@@ -1,4 +1,4 @@
-"""Behaviour of the offline dataset generators (reference layout, spec §1.1)."""
+"""Behaviour of the offline dataset generators (reference layout, docs/data.md#hdf5-layout)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The reader of the reference layout (spec §1.1–1.3): items, CLEVR geometry, workers, samplers, bad input."""
+"""The reader of the reference layout (docs/data.md): items, CLEVR geometry, workers, samplers, bad input."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Latent ranges, activeness, slot matching and DCI (spec §9.2, §9.3, §9.6)."""
+"""Latent ranges, activeness, slot matching and DCI (docs/evaluation.md#disentanglement)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Every evaluation type on a tiny random EMORL for each generated dataset (spec §7–§9)."""
+"""Every evaluation type on a tiny random EMORL for each generated dataset (docs/evaluation.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Segmentation scores against scikit-learn and the reference's rules (spec §9.1)."""
+"""Segmentation scores against scikit-learn and the reference's rules (docs/evaluation.md#ari-mse-and-kl)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,5 @@
-"""Latent traversal values and grids (spec §9.4) and GIF writing (spec §9.5)."""
+"""Latent traversal values and grids (docs/evaluation.md#traversals) and GIF writing
+(docs/evaluation.md#gifs)."""
 
 import imageio.v3 as iio
 import numpy as np

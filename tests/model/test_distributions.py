@@ -1,4 +1,4 @@
-"""σ(s) and the analytic KL (spec §2.1)."""
+"""σ(s) and the analytic KL (docs/model.md#gaussian-parameterisation)."""
 
 import math
 

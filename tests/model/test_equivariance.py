@@ -1,4 +1,5 @@
-"""Spec §3.2 "Symmetry": permuting the slots' noise permutes the slots and leaves the image and loss alone."""
+"""docs/model.md#symmetry: permuting the slots' noise permutes the slots and leaves the image and loss
+alone."""
 
 import pytest
 import torch

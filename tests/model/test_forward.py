@@ -1,4 +1,4 @@
-"""EMORL forward pass: output contract of interfaces.md and the invariants of spec §3."""
+"""EMORL forward pass: output contract of docs/model.md#outputs and its invariants."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""GECO (spec §4), checked against values computed by hand."""
+"""GECO (docs/training.md#geco), checked against values computed by hand."""
 
 import pytest
 import torch

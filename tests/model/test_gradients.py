@@ -1,4 +1,4 @@
-"""Training gradients equal those of the straightforward graph of spec §3.8.
+"""Training gradients equal those of the straightforward graph of docs/model.md#loss.
 
 The model gathers each iteration's gradients as soon as its loss is known (so every decoder graph is walked
 once and freed). The reference keeps one big graph and calls ``total_loss.backward()`` on it; the helper
@@ -18,7 +18,8 @@ from tests.model.conftest import seeded_noise, toy_config, toy_images
 
 
 def one_graph_total_loss(model: EMORL, images, steps, noise, geco=None, global_step=0):
-    """Spec §3.8 as the reference builds it: one graph, refinement gradients with retain_graph."""
+    """The loss of docs/model.md#loss as the reference builds it: one graph, refinement gradients with
+    retain_graph."""
     cfg = model.cfg
     targets = (images + 1) / 2
     stage1 = model.hvae(images, cfg.K, noise)

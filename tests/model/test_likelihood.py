@@ -1,4 +1,5 @@
-"""GMM and Gaussian image likelihoods (spec §3.6): Gaussian log-densities without the −½·ln 2π constant."""
+"""GMM and Gaussian image likelihoods (docs/model.md#likelihoods): Gaussian log-densities without the −½·ln
+2π constant."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Loss weights (spec §3.8 table) and the GECO form of the per-iteration loss."""
+"""Loss weights (docs/model.md#loss table) and the GECO form of the per-iteration loss."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""The building blocks behave as spec §2–§3 describes."""
+"""The building blocks behave as docs/model.md describes."""
 
 import pytest
 import torch

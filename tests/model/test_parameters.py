@@ -1,4 +1,4 @@
-"""Parameter count (spec §3.10) and initialisation (spec §2.3)."""
+"""Parameter count (docs/model.md#parameter-count) and initialisation (docs/model.md#initialisation)."""
 
 import math
 

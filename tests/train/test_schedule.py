@@ -1,4 +1,5 @@
-"""The LR schedule (spec §5.2) and the refinement curriculum (spec §5.4)."""
+"""The LR schedule (docs/training.md#optimiser) and the refinement curriculum
+(docs/training.md#refinement-curriculum)."""
 
 import math
 

@@ -1,4 +1,5 @@
-"""Offline generators for look-alikes of the three Multi-Object datasets, in the reference layout (spec §1.1).
+"""Offline generators for look-alikes of the three Multi-Object datasets, in the reference layout
+(docs/data.md#hdf5-layout).
 
 ``generate(name, n, seed)`` returns ``imgs`` uint8 [N,H,W,3], ``masks`` uint8 [N,E,H,W,1] (0/255, entity 0 =
 background, the masks partition every pixel) and ``factors`` float32 [N,E,F] (last column = visibility, 1 for

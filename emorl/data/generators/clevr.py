@@ -1,6 +1,6 @@
 """CLEVR6-like scenes (CLEVR-with-masks layout): 3–6 objects on a grey ground, 240×320, own numpy renderer.
 
-Layout of one image (DeepMind's Multi-Object Datasets layout, spec §1.1):
+Layout of one image (DeepMind's Multi-Object Datasets layout, docs/data.md#hdf5-layout):
     imgs     uint8   [240, 320, 3]
     masks    uint8   [11, 240, 320, 1]   0/255; entity 0 = background (ground), entities 1..n = objects
     factors  float32 [11, 12]            FACTOR_NAMES, visibility last

@@ -1,7 +1,7 @@
 """Mini-Tetrominoes: a reduced Tetrominoes on which EMORL discovers objects in minutes on a laptop CPU.
 
 16×16 images, black background, exactly 2 tetrominoes of 2×2-pixel blocks in two different colours, never
-touching. Same layout as ``tetrominoes`` (spec §1.1), with E = 3:
+touching. Same layout as ``tetrominoes`` (docs/data.md#hdf5-layout), with E = 3:
     imgs     uint8   [16, 16, 3]
     masks    uint8   [3, 16, 16, 1]   0/255; entity 0 = background, entities 1..2 = the pieces
     factors  float32 [3, 7]           (x, y, shape, color_r, color_g, color_b, visibility) as in tetrominoes

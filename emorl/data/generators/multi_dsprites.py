@@ -1,6 +1,6 @@
 """Multi-dSprites "colored on grayscale" look-alike: 2–5 HSV-coloured sprites on a grey background, 64×64.
 
-Layout of one image (DeepMind's Multi-Object Datasets layout, spec §1.1):
+Layout of one image (DeepMind's Multi-Object Datasets layout, docs/data.md#hdf5-layout):
     imgs     uint8   [64, 64, 3]
     masks    uint8   [6, 64, 64, 1]   0/255; entity 0 = background, entities 1..n = sprites in drawing order
     factors  float32 [6, 9]           FACTOR_NAMES, visibility last

@@ -1,6 +1,6 @@
 """Tetrominoes-like images: 35×35, black background, exactly 3 coloured tetrominoes that never touch.
 
-Layout of one image (DeepMind's Multi-Object Datasets layout, spec §1.1):
+Layout of one image (DeepMind's Multi-Object Datasets layout, docs/data.md#hdf5-layout):
     imgs     uint8   [35, 35, 3]
     masks    uint8   [4, 35, 35, 1]   0/255; entity 0 = background, entities 1..3 = the pieces
     factors  float32 [4, 7]           FACTOR_NAMES = (x, y, shape, color_r, color_g, color_b, visibility)
