@@ -86,6 +86,8 @@ def run(cfg: DictConfig) -> int:
         print(line, file=sys.stderr)
     table = render(summarize(grid_results(uri, first.experiment, grid)), cfg.table_format)
     print(table)
+    if cfg.grid.get("after_table"):  # what the grid's author wants a reader of its table to know
+        print(f"\n{cfg.grid.after_table.strip()}")
     log_table(uri, first.experiment, grid, table, cfg.table_format)
     return 1 if failures else 0
 

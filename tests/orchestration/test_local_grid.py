@@ -83,6 +83,7 @@ def test_local_runs_start_at_most_array_parallelism_at_a_time_and_all_finish(tmp
     assert "submitted 1 runs" in done.stdout and "1 more start as these end" in done.stdout
     table = done.stdout[done.stdout.index("FG-ARI (%)") :]  # the grid's table, one row per prior
     assert all(f"| {prior} " in table for prior in ("reversed_plusplus", "bottom_up"))
+    assert "grid=discovery" in table  # the demo's note under its table points at the setting that segments
     runs = demo_runs(tmp_path)
     assert [run.info.status for run in runs] == ["FINISHED", "FINISHED"]
     first, second = runs
