@@ -1,4 +1,4 @@
-"""Every ``docs/<file>.md#<anchor>`` cited in code, configs and docs names a document and a heading that exist."""
+"""Every ``docs/<file>.md#<anchor>`` cited in code, configs and docs names an existing heading."""
 
 import re
 import subprocess

@@ -22,8 +22,8 @@ tetrominoes
 
 mini_tetrominoes (ours, no reference counterpart)
     Files ``mini_tetrominoes.h5`` (``train``) and ``mini_tetrominoes_test.h5`` (``test``): ``tetrominoes``
-    reduced to 16×16 images with 2 pieces of 2-px blocks in different colours, for fast discovery runs.
-    ``imgs`` [N, 16, 16, 3]; ``masks`` [N, 3, 16, 16, 1]; ``factors`` [N, 3, 7] as in tetrominoes.
+    reduced to 12×12 images with 2 pieces of 2-px blocks in different colours, for fast discovery runs.
+    ``imgs`` [N, 12, 12, 3]; ``masks`` [N, 3, 12, 12, 1]; ``factors`` [N, 3, 7] as in tetrominoes.
 
 multi_dsprites (colored on grayscale)
     Files ``multi_dsprites_colored_on_grayscale.h5`` (``train``) and
@@ -95,7 +95,7 @@ DATASETS: dict[str, DatasetSpec] = {
             name="mini_tetrominoes",
             train_file="mini_tetrominoes.h5",
             test_file="mini_tetrominoes_test.h5",
-            image_size=(16, 16),
+            image_size=(12, 12),
             max_entities=3,
             factor_names=("x", "y", "shape", "color_r", "color_g", "color_b", "visibility"),
         ),
