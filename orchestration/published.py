@@ -3,7 +3,7 @@
 Emami, Smith, Kennedy, Tenenbaum: "Efficient Iterative Amortized Inference for Learning Symmetric and
 Disentangled Multi-Object Representations", ICML 2021, Table 1 (foreground ARI %, mean ± std over 5 seeds)
 and Table 2 (ablations: ARI %, MSE ×10⁻⁴, KL in nats; CLEVR6 10 seeds of 50K steps, Tetrominoes 5 seeds on
-a 320-image validation set). docs/evaluation.md describes the metrics.
+a 320-image validation set), as docs/evaluation.md#published-numbers lists them.
 """
 
 from __future__ import annotations
