@@ -13,7 +13,7 @@ import pandas as pd
 from orchestration.aggregate import aggregate, asked_runs, collect
 from orchestration.run_spec import RunSpec
 from orchestration.table_formats import FORMATS, markdown, parse_formats, render
-from orchestration.tables import LAYOUTS, METRICS, build_table
+from orchestration.tables import LAYOUTS, PAPER_METRICS, build_table
 from orchestration.tracking.grid_runs import log_tables
 
 
@@ -23,7 +23,7 @@ class ReportSettings:
 
     layout: str = "generic"  # generic | table1 | table2
     formats: Sequence[str] = tuple(FORMATS)
-    metrics: Sequence[str] = tuple(METRICS)
+    metrics: Sequence[str] = PAPER_METRICS
     include_collapsed: bool = True
     paper: bool = False
     bootstrap: int = 0  # resamples for 95 % intervals in CSV/JSON; 0: none
@@ -40,7 +40,7 @@ class ReportSettings:
         return cls(
             layout=str(layout),
             formats=tuple(parse_formats(tables.get("formats", "all"))),
-            metrics=tuple(tables.get("metrics") or METRICS),
+            metrics=tuple(tables.get("metrics") or PAPER_METRICS),
             include_collapsed=bool(tables.get("include_collapsed", True)),
             paper=bool(chosen.get("paper", False) if paper is None else paper),
             bootstrap=int(tables.get("bootstrap") or 0),
