@@ -4,8 +4,10 @@
     python benchmarks/aggregate.py --runs 200 --tracking-uri http://127.0.0.1:5000
 
 Creates ``--runs`` FINISHED runs (``--seeds`` per cell; 5 metrics with ``--steps`` steps of history each;
-one seed in ten collapsed), then times collect (one paged search), aggregate, layout + every format, and
-the plots: cold (histories read from the server) and warm (histories from the local cache).
+one seed in ten collapsed; written straight into the server's SQLite store before it starts, which is much
+faster than through its HTTP API on a loaded machine), then times collect (one paged search), aggregate,
+layout + every format, and the plots: cold (histories read from the server) and warm (histories from the
+local cache).
 """
 
 from __future__ import annotations
@@ -72,7 +74,11 @@ def create_runs(uri: str, runs: int, seeds: int, steps: int) -> pd.DataFrame:
             **labels,
         }
 
-    with ThreadPoolExecutor(max_workers=8) as pool, contextlib.redirect_stdout(io.StringIO()):  # run links
+    workers = 1 if uri.startswith("sqlite") else 4  # SQLite takes one writer at a time
+    with (
+        ThreadPoolExecutor(max_workers=workers) as pool,
+        contextlib.redirect_stdout(io.StringIO()),
+    ):  # run links
         return pd.DataFrame(list(pool.map(one, range(runs))))
 
 
@@ -109,15 +115,18 @@ def main() -> None:
     server = None
     uri = args.tracking_uri
     try:
+        start = time.perf_counter()
         if uri is None:
             from tests.fixtures.mlflow_server import MlflowServer
 
             server = MlflowServer(work / "server")
+            server.root.mkdir(parents=True)
+            asked = create_runs(f"sqlite:///{server.root / 'mlflow.db'}", args.runs, args.seeds, args.steps)
             print("starting mlflow server ...", flush=True)
             server.start()
             uri = server.uri
-        start = time.perf_counter()
-        asked = create_runs(uri, args.runs, args.seeds, args.steps)
+        else:
+            asked = create_runs(uri, args.runs, args.seeds, args.steps)
         print(
             f"created {args.runs} runs ({len(METRICS)} metrics × {args.steps} steps) in "
             f"{time.perf_counter() - start:.0f} s",
