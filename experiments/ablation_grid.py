@@ -12,16 +12,15 @@ import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from orchestration.aggregate import grid_results, summarize
 from orchestration.grid import GridError, expand_configured_grid
 from orchestration.ledger import read_ledger
 from orchestration.plan import decide, format_plan, make_plan
+from orchestration.report import ReportSettings, make_report, tables_command, tables_folder
 from orchestration.scheduler import cluster_max_array_size, live_jobs
 from orchestration.submit import submit
-from orchestration.tables import render
-from orchestration.tracking.grid_runs import log_table, tracked_runs
+from orchestration.tracking.grid_runs import tracked_runs
 from orchestration.tracking.store import TrackingUnavailable, ensure_experiment
 from orchestration.wait import LocalQueue, wait_for
 
@@ -31,7 +30,7 @@ def where_to_look(uri: str, experiment: str, grid: str, overrides: list[str]) ->
         browse = f"{uri.rstrip('/')}/#/experiments/{ensure_experiment(uri, experiment)}"
     else:
         browse = f"mlflow ui --backend-store-uri {uri}   (experiment {experiment})"
-    same = [o for o in overrides if not o.startswith(("dry_run=", "wait=", "table_format=", "grid="))]
+    same = [o for o in overrides if not o.startswith(("dry_run=", "wait=", "tables.", "grid="))]
     return f"MLflow: {browse}\nstatus: python experiments/status.py {' '.join([f'grid={grid}', *same])}"
 
 
@@ -84,11 +83,18 @@ def run(cfg: DictConfig) -> int:
     failures = wait_for(jobs, submissions, progress=cfg.progress and sys.stderr.isatty(), queue=queue)
     for line in failures:
         print(line, file=sys.stderr)
-    table = render(summarize(grid_results(uri, first.experiment, grid)), cfg.table_format)
-    print(table)
+    try:
+        settings = ReportSettings.from_config(
+            OmegaConf.to_container(cfg.tables, resolve=True), OmegaConf.to_container(cfg.grid, resolve=True)
+        )
+        report = make_report(specs, settings, tables_command(list(hydra_cfg.overrides.task)))
+    except ValueError as exc:
+        print(f"no tables: {exc}", file=sys.stderr)
+        return 1
+    print(report.markdown)
     if cfg.grid.get("after_table"):  # what the grid's author wants a reader of its table to know
         print(f"\n{cfg.grid.after_table.strip()}")
-    log_table(uri, first.experiment, grid, table, cfg.table_format)
+    print(f"tables and plots: {tables_folder(first.output_root, grid)}")
     return 1 if failures else 0
 
 

@@ -1,34 +1,49 @@
-"""The results table of a grid: mean ± std (n seeds) per cell, as Markdown, LaTeX or CSV.
+"""A grid's tables: mean ± std per cell with every missing, failed, running or collapsed seed named, in the
+paper's layout beside its numbers where the grid asks for it; Markdown, LaTeX, CSV and JSON, and plots,
+under <output_root>/<grid>/tables and on the grid's table run in MLflow.
 
 python experiments/tables.py grid=demo
-python experiments/tables.py grid=table2_tetrominoes table_format=latex output=table2.tex
+python experiments/tables.py grid=table2_tetrominoes tables.include_collapsed=false print_format=latex
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import contextlib
+import sys
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from orchestration.aggregate import grid_results, summarize
-from orchestration.config import TrackingConfig
-from orchestration.tables import render
-from orchestration.tracking.grid_runs import log_table
+from orchestration.grid import GridError, expand_configured_grid
+from orchestration.report import ReportSettings, make_report, tables_command
+from orchestration.table_formats import FORMATS
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="tables")
 def main(cfg: DictConfig) -> None:
-    metrics = list(cfg.metrics)
-    uri = TrackingConfig.from_dict(OmegaConf.to_container(cfg.tracking, resolve=True)).uri
-    experiment = cfg.grid.get("experiment") or cfg.grid.name
-    results = grid_results(uri, experiment, cfg.grid.name, metrics)
-    table = render(summarize(results, metrics), cfg.table_format, metrics)
-    print(table)
-    if cfg.log_to_mlflow:
-        log_table(uri, experiment, cfg.grid.name, table, cfg.table_format)
-    if cfg.output:
-        Path(cfg.output).write_text(table + "\n")
+    hydra_cfg = HydraConfig.get()
+    try:
+        specs = expand_configured_grid(cfg, hydra_cfg.job.config_name, hydra_cfg.overrides.task)
+        settings = ReportSettings.from_config(
+            OmegaConf.to_container(cfg.tables, resolve=True), OmegaConf.to_container(cfg.grid, resolve=True)
+        )
+        if cfg.print_format not in FORMATS:
+            raise ValueError(
+                f"print_format={cfg.print_format!r} is not known (choose one of {', '.join(FORMATS)})"
+            )
+        with contextlib.redirect_stdout(sys.stderr):  # MLflow prints run links: stdout is the table alone
+            report = make_report(
+                specs, settings, tables_command(hydra_cfg.overrides.task), cfg.output, cfg.log_to_mlflow
+            )
+    except (GridError, ValueError) as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(2)
+    shown = next((p for p in report.files if p.suffix == f".{FORMATS[cfg.print_format]}"), None)
+    print(report.markdown if shown is None else shown.read_text())
+    print(f"written: {', '.join(str(path) for path in report.files)}", file=sys.stderr)
+    if report.table_run_id:
+        print(f"MLflow table run: {report.table_run_id}", file=sys.stderr)
 
 
 if __name__ == "__main__":

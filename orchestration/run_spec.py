@@ -30,13 +30,18 @@ class RunSpec:
 
     @property
     def name(self) -> str:
-        """Readable run name: the axis labels and the seed."""
-        parts = [f"{axis}={label}" for axis, label in self.labels.items()]
-        return ",".join([*parts, f"seed={self.seed}"])
+        """Short readable run name, as the MLflow UI shows it: the axis labels and the seed,
+        e.g. ``bottom_up · seed 1``."""
+        return " · ".join([*self.labels.values(), f"seed {self.seed}"])
 
     @property
     def cell_label(self) -> str:
         return ",".join(f"{axis}={label}" for axis, label in self.labels.items()) or "all"
+
+    @property
+    def cell_params(self) -> dict[str, str]:
+        """The run's cell as MLflow params (``cell`` and ``axis.<axis>``), for grouping runs in the UI."""
+        return {"cell": self.cell_label, **{f"axis.{axis}": label for axis, label in self.labels.items()}}
 
     @property
     def output_dir(self) -> Path:

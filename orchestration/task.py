@@ -169,6 +169,7 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
             output_dir=spec.output_dir,
         )
         logger = MLflowLogger(uri, run_id, spool_dir=spec.output_dir / "mlflow-spool")
+        logger.log_params(spec.cell_params)
         folder = Path(tempfile.mkdtemp(prefix="emorl-run-"))
         (folder / "config.json").write_text(json.dumps(spec.to_dict(), indent=2, sort_keys=True))
         freeze = subprocess.run(

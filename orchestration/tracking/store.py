@@ -15,6 +15,10 @@ def local_tracking_uri(root: str | Path) -> str:
     return f"sqlite:///{root / 'mlflow.db'}"
 
 
+# MLflow's UI opens an experiment of this kind on its runs table (untagged ones on the GenAI traces view)
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
 class TrackingUnavailable(RuntimeError):
     """The tracking store cannot be reached; the message says which and how to fix it."""
 
@@ -33,12 +37,15 @@ def ensure_experiment(tracking_uri: str, name: str, client: MlflowClient | None 
             "(docker/docker-compose.yml, or `mlflow server --host 127.0.0.1`) or use tracking=local"
         ) from exc
     if experiment is not None:
+        for key, value in EXPERIMENT_KIND.items():
+            if experiment.tags.get(key) != value:
+                client.set_experiment_tag(experiment.experiment_id, key, value)
         return experiment.experiment_id
     location = None
     if tracking_uri.startswith("sqlite:///"):
         location = (Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
     except MlflowException:
         # Jobs of one grid start together: another may have created the experiment since the lookup.
         experiment = client.get_experiment_by_name(name)

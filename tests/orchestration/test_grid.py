@@ -77,6 +77,19 @@ def test_named_axis_values_override_any_keys_including_config_groups(composer):
     assert by_label["sprites"].model.K == 6
 
 
+def test_run_names_are_short_and_the_cell_is_given_as_params(composer):
+    grid = toy_grid(
+        axes=[{"product": {"variant": {"bottom_up": {"model.prior": "bottom_up"}}, "model.K": [4]}}]
+    )
+    spec = expand_grid(grid, composer)[0]
+    assert spec.name == "bottom_up · 4 · seed 1"
+    assert spec.cell_params == {
+        "cell": "variant=bottom_up,model.K=4",
+        "axis.variant": "bottom_up",
+        "axis.model.K": "4",
+    }
+
+
 def test_seed_sets_training_seed_and_changes_run_key_not_cell_key(composer):
     specs = expand_grid(toy_grid(axes=[]), composer)
     assert [s.config.training.seed for s in specs] == [1, 2]

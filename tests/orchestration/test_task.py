@@ -45,6 +45,7 @@ def test_a_run_is_trained_evaluated_and_finished_in_one_tagged_mlflow_run(tmp_pa
     for tag in ("grid", "cell_key", "run_key", "seed", "git_sha", "git_dirty", "data_sha256.train"):
         assert run.tags[tag], tag
     assert run.tags["run_key"] == spec.run_key and run.tags["seed"] == "3"
+    assert run.params["cell"] == "all" and run.tags["mlflow.runName"] == "seed 3"
     artifacts = {
         a.path for a in MlflowClient(spec.tracking.uri).list_artifacts(run.run_id, "run")
     }
