@@ -18,8 +18,9 @@ from orchestration.aggregate import grid_results, summarize
 from orchestration.grid import GridError, expand_configured_grid
 from orchestration.ledger import read_ledger
 from orchestration.plan import decide, format_plan, make_plan
+from orchestration.resources import check_grid_fits
 from orchestration.scheduler import cluster_max_array_size, live_jobs
-from orchestration.submit import submit
+from orchestration.submit import SubmissionError, submit
 from orchestration.tables import render
 from orchestration.tracking.grid_runs import log_table, tracked_runs
 from orchestration.tracking.store import TrackingUnavailable, ensure_experiment
@@ -40,6 +41,7 @@ def run(cfg: DictConfig) -> int:
     hydra_cfg = HydraConfig.get()
     try:
         specs = expand_configured_grid(cfg, hydra_cfg.job.config_name, hydra_cfg.overrides.task)
+        check_grid_fits(specs)
     except GridError as exc:
         print(exc, file=sys.stderr)
         print("nothing was submitted", file=sys.stderr)
@@ -66,7 +68,11 @@ def run(cfg: DictConfig) -> int:
     wait = cfg.wait if cfg.wait is not None else launcher.name in ("local", "debug")
     slots = launcher.array_parallelism
     queue = LocalQueue(plan) if launcher.name == "local" and wait else None
-    submissions, jobs = queue.start(slots) if queue else submit(plan)
+    try:
+        submissions, jobs = queue.start(slots) if queue else submit(plan)
+    except SubmissionError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     if submissions:
         ids = ", ".join(sorted({entry.job_id.split("_")[0] for entry in submissions}))
         print(f"submitted {len(submissions)} runs: job ids {ids}")
