@@ -16,13 +16,13 @@ from omegaconf import DictConfig
 
 from orchestration.aggregate import grid_results, summarize
 from orchestration.grid import GridError, expand_configured_grid
-from orchestration.ledger import read_ledger
 from orchestration.plan import decide, format_plan, make_plan
+from orchestration.reconcile import grid_state
 from orchestration.resources import check_grid_fits
-from orchestration.scheduler import cluster_max_array_size, live_jobs
+from orchestration.scheduler import cluster_max_array_size
 from orchestration.submit import SubmissionError, submit
 from orchestration.tables import render
-from orchestration.tracking.grid_runs import log_table, tracked_runs
+from orchestration.tracking.grid_runs import log_table
 from orchestration.tracking.store import TrackingUnavailable, ensure_experiment
 from orchestration.wait import LocalQueue, wait_for
 
@@ -54,10 +54,10 @@ def run(cfg: DictConfig) -> int:
         print(exc, file=sys.stderr)
         print("nothing was submitted", file=sys.stderr)
         return 2
-    statuses = {key: run.status for key, run in tracked_runs(uri, first.experiment, grid).items()}
+    state = grid_state(first)
+    statuses = {key: run.status for key, run in state.tracked.items()}
     on_slurm = any(spec.launcher.name == "slurm" for spec in specs)
-    ledger = read_ledger(first.output_root, grid)
-    decisions = decide(specs, statuses, ledger, live_jobs(ledger))
+    decisions = decide(specs, statuses, state.ledger, state.live_jobs)
     max_array = launcher.max_array_size or (cluster_max_array_size() if on_slurm else len(specs))
     plan = make_plan(specs, decisions, max_array)
     print(format_plan(plan))

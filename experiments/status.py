@@ -13,10 +13,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from orchestration.grid import GridError, expand_configured_grid
-from orchestration.ledger import read_ledger
-from orchestration.scheduler import live_jobs
+from orchestration.reconcile import grid_state
 from orchestration.status import format_status, grid_status
-from orchestration.tracking.grid_runs import tracked_runs
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="status")
@@ -28,10 +26,10 @@ def main(cfg: DictConfig) -> None:
         print(exc, file=sys.stderr)
         sys.exit(2)
     first = specs[0]
-    uri = first.tracking.uri
-    tracked = tracked_runs(uri, first.experiment, first.grid)
-    ledger = read_ledger(first.output_root, first.grid)
-    cells = grid_status(specs, tracked, ledger, live_jobs(ledger), uri=uri, tail_lines=cfg.tail_lines)
+    state = grid_state(first)
+    cells = grid_status(
+        specs, state.tracked, state.ledger, state.live_jobs, uri=first.tracking.uri, tail_lines=cfg.tail_lines
+    )
     print(format_status(first.grid, cells))
 
 

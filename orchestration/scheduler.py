@@ -1,5 +1,5 @@
-"""Asking the scheduler: which of a ledger's jobs still live (squeue; a local job's process) and how large
-a job array may be (scontrol).
+"""Asking the scheduler: which of a ledger's jobs still live (squeue; a local job's process), how the
+ended ones ended and what they used (sacct), and how large a job array may be (scontrol).
 """
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from orchestration.ledger import Submission
@@ -18,6 +19,53 @@ LOCAL_CONTROLLER = "submitit.local._local"  # the module a local job's process r
 ENDING_STATES = frozenset(
     {"COMPLETING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL"}
 )
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """How one SLURM job (array element) ended, from ``sacct``."""
+
+    job_id: str
+    state: str  # COMPLETED, FAILED, CANCELLED, TIMEOUT, NODE_FAIL, OUT_OF_MEMORY, ... (or RUNNING, PENDING)
+    exit_code: str  # "<code>:<signal>"
+    elapsed_s: int
+    gpus: int  # allocated, over all its nodes
+
+    @property
+    def signal(self) -> int:
+        """The signal that ended the job's script (0: none)."""
+        _, _, signal = self.exit_code.partition(":")
+        return int(signal) if signal.isdigit() else 0
+
+
+def _allocated_gpus(tres: str) -> int:
+    """GPUs in sacct's AllocTRES, e.g. ``billing=8,cpu=8,gres/gpu=4,mem=64G,node=1`` -> 4."""
+    match = re.search(r"gres/gpu=(\d+)", tres)
+    return int(match.group(1)) if match else 0
+
+
+def slurm_job_records(job_ids: Iterable[str]) -> dict[str, JobRecord]:
+    """sacct's record of each job (array elements as ``<array>_<task>``); unknown jobs are left out."""
+    ids = sorted(set(job_ids))
+    if not ids or shutil.which("sacct") is None:
+        return {}
+    result = subprocess.run(
+        ["sacct", "-n", "-P", "-X", "-j", ",".join(ids), "-o", "JobID,State,ExitCode,ElapsedRaw,AllocTRES"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"sacct failed ({result.returncode}): {result.stderr.strip()}")
+    records = {}
+    for line in result.stdout.splitlines():
+        fields = line.split("|")
+        if len(fields) == 5:
+            job_id, state, exit_code, elapsed, tres = fields
+            records[job_id] = JobRecord(
+                job_id, state.split()[0], exit_code, int(elapsed or 0), _allocated_gpus(tres)
+            )
+    return records
 
 
 def live_slurm_jobs() -> dict[str, str]:
