@@ -1,6 +1,6 @@
 """The spool: records an unreachable server did not take, one JSON line each, and their later delivery.
 
-python -m orchestration.tracking replay SPOOL.jsonl --tracking-uri URI
+    python -m orchestration.tracking replay SPOOL.jsonl --tracking-uri URI
 """
 
 from __future__ import annotations
