@@ -1,7 +1,10 @@
-"""Where a grid stands: per cell, seeds done/running/queued/failed, steps, FG-ARI, failed jobs' log tails.
+"""Where a grid stands: per cell, seeds done/running/queued/failed, steps, FG-ARI, failed jobs' log tails;
+or cancel it (all of it, or some cells and seeds).
 
 python experiments/status.py grid=demo
 python experiments/status.py grid=table1 launcher=slurm
+python experiments/status.py grid=table1 launcher=slurm cancel=true [cancel_seeds=[1,2]] \
+    ['cancel_cells=["model.prior=bottom_up"]']
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from orchestration.cancel import cancel, select
 from orchestration.grid import GridError, expand_configured_grid
 from orchestration.reconcile import grid_state
 from orchestration.status import format_status, grid_status
@@ -27,6 +31,14 @@ def main(cfg: DictConfig) -> None:
         sys.exit(2)
     first = specs[0]
     state = grid_state(first)
+    if cfg.cancel:
+        try:
+            chosen = select(specs, cfg.cancel_cells, cfg.cancel_seeds)
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            sys.exit(2)
+        print(cancel(chosen, state).summary())
+        state = grid_state(first)
     cells = grid_status(
         specs, state.tracked, state.ledger, state.live_jobs, uri=first.tracking.uri, tail_lines=cfg.tail_lines
     )

@@ -6,8 +6,10 @@ automatically; its run is FAILED with the exception as the reason. A run whose j
 MLflow run was still RUNNING was stopped from outside (SIGKILL, the OOM killer, a node failure) and never
 got to say so: that is *infrastructure*, and retrying from the last checkpoint can help. So are the errors
 of a lost connection between ranks (``torch.distributed``'s network and store errors) or to the tracking
-server. A job cancelled by a person (``scancel``) is KILLED and not retried; one that timed out more often
-than ``launcher.max_num_timeout`` allows is not retried either.
+server. SLURM reports a job killed with ``scancel --signal=KILL`` (or by an administrator's ``scancel``) as
+CANCELLED: unless the grid's own cancel (``status.py cancel=true``) recorded it in the ledger, that too
+counts as infrastructure. A grid's own cancellation is KILLED and never retried; a job that timed out more
+often than ``launcher.max_num_timeout`` allows is not retried either.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ GONE_JOB_STATES = {
     "FAILED": ("FAILED", FailureKind.INFRASTRUCTURE),  # killed by a signal, or died before reporting
     "BOOT_FAIL": ("FAILED", FailureKind.INFRASTRUCTURE),
     "PREEMPTED": ("FAILED", FailureKind.INFRASTRUCTURE),
-    "CANCELLED": ("KILLED", FailureKind.CANCELLED),
+    "CANCELLED": ("KILLED", FailureKind.INFRASTRUCTURE),  # FailureKind.CANCELLED if the ledger says so
     "TIMEOUT": ("FAILED", FailureKind.TIMEOUT),
     "DEADLINE": ("FAILED", FailureKind.TIMEOUT),
 }

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from orchestration.failures import END_REASON_TAG, FAILURE_KIND_TAG, GONE_JOB_STATES, FailureKind
-from orchestration.ledger import Submission, read_ledger
+from orchestration.ledger import CANCELLED, Submission, read_ledger
 from orchestration.run_spec import RunSpec
 from orchestration.scheduler import live_jobs, slurm_job_records
 from orchestration.tracking.grid_runs import TrackedRun
@@ -60,6 +60,8 @@ def gone_runs(
         if record is None or record.state not in GONE_JOB_STATES:
             continue  # still starting, or COMPLETED with records left to deliver (its spool)
         status, kind = GONE_JOB_STATES[record.state]
+        if entry.event == CANCELLED:
+            kind = FailureKind.CANCELLED
         signal = f", signal {record.signal}" if record.signal else ""
         reason = f"SLURM job {entry.job_id} ended {record.state} (exit {record.exit_code}{signal})"
         gone.append(GoneRun(run.run_key, run.run_id, status, kind, reason))

@@ -1,8 +1,8 @@
 """Where a grid stands: MLflow runs (by run_key) joined with the submission ledger and SLURM's queue.
 
-Per cell: how many seeds are done, running, queued, failed or not submitted; the step of each running
-seed; the FG-ARI of the finished ones and the collapse check's diagnosis of each (its ``diagnosis`` tag);
-and the tail of the log of each failed job.
+Per cell: how many seeds are done, running, queued, failed, cancelled or not submitted; the step of each
+running seed; the FG-ARI of the finished ones and the collapse check's diagnosis of each (its ``diagnosis``
+tag); and why each failed seed ended (its ``end_reason`` tag) with the tail of its job's log.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emorl.eval.results import DIAGNOSIS_TAG
-from orchestration.ledger import Submission
+from orchestration.failures import END_REASON_TAG, FAILURE_KIND_TAG
+from orchestration.ledger import CANCELLED, Submission
 from orchestration.run_spec import RunSpec
 from orchestration.tracking.grid_runs import TrackedRun, run_step
 
@@ -28,6 +29,7 @@ class RunState(enum.StrEnum):
     RUNNING = "running"
     QUEUED = "queued"
     FAILED = "failed"
+    CANCELLED = "cancelled"
     NOT_SUBMITTED = "not submitted"
 
 
@@ -38,6 +40,7 @@ class CellStatus:
     cell_key: str
     label: str
     states: dict[int, RunState] = field(default_factory=dict)  # seed -> state
+    reasons: dict[int, str] = field(default_factory=dict)  # failed seed -> its run's end_reason tag
     steps: dict[int, str] = field(default_factory=dict)  # running seed -> "step/iters"
     fg_ari: list[float] = field(default_factory=list)  # of finished seeds
     diagnoses: dict[int, str] = field(default_factory=dict)  # finished seed -> collapse check's label
@@ -66,6 +69,8 @@ def run_state(
         return RunState.DONE
     if job_state is not None and job_state not in LIVE_RUNNING:
         return RunState.QUEUED  # also a resubmitted failed run, or a preempted one waiting to restart
+    if submission is not None and submission.event == CANCELLED and job_state is None:
+        return RunState.CANCELLED  # by the grid's cancel; the next submission resumes it
     if status in ("FAILED", "KILLED"):
         return RunState.FAILED  # its job may still be cleaning up
     if job_state is not None:
@@ -103,6 +108,10 @@ def grid_status(
             iters = spec.config.training.iters
             cell.steps[spec.seed] = f"{'?' if step is None else step}/{iters}"
         elif state == RunState.FAILED:
+            if run is not None and END_REASON_TAG in run.tags:
+                cell.reasons[spec.seed] = (
+                    f"{run.tags[END_REASON_TAG]} ({run.tags.get(FAILURE_KIND_TAG, '?')})"
+                )
             cell.failures[spec.seed] = (
                 log_tail(submission, tail_lines) if submission else "(not submitted by this ledger)"
             )
@@ -137,5 +146,6 @@ def format_status(grid: str, cells: Sequence[CellStatus]) -> str:
     lines = [f"grid {grid}", tabulate(rows, headers=headers, tablefmt="github")]
     for cell in cells:
         for seed, tail in sorted(cell.failures.items()):
-            lines += ["", f"--- failed: {cell.label} seed={seed} ---", tail]
+            reason = f": {cell.reasons[seed]}" if seed in cell.reasons else ""
+            lines += ["", f"--- failed: {cell.label} seed={seed}{reason} ---", tail]
     return "\n".join(lines)

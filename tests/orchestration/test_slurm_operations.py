@@ -3,16 +3,44 @@ resumes that never log a step twice, cancelling and retrying."""
 
 from __future__ import annotations
 
-import pytest
+import time
 
+import pytest
+from mlflow.tracking import MlflowClient
+
+from orchestration.cancel import cancel, select
 from orchestration.ledger import read_ledger
 from orchestration.plan import Decision
+from orchestration.reconcile import grid_state
 from orchestration.resources import grid_resource_problems
+from orchestration.scheduler import live_slurm_jobs
+from orchestration.status import RunState, grid_status
 from orchestration.submit import SubmissionError, submit
+from orchestration.tracking.runs import logged_steps
+from orchestration.wait import wait_for
 from tests.orchestration.slurm_grids import expand, plan_for, run_entry_point
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 PRIORS = {"model.prior": ["reversed_plusplus", "bottom_up"]}  # two cells (launcher keys are not in run_key)
+
+
+def wait_until(condition, what: str, timeout: float = 300):
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"{what}: not after {timeout:.0f} s"
+        time.sleep(1.0)
+    return value
+
+
+def tracked(spec):
+    return grid_state(spec).tracked.get(spec.run_key)
+
+
+def trained_to(spec, step: int):
+    """The run once it has logged training step ``step`` or later (else None)."""
+    run = tracked(spec)
+    steps = logged_steps(spec.tracking.uri, run.run_id) if run else {}
+    return run if steps.get("train/nll", -1) >= step else None
 
 
 def jobs_named(cluster, name: str) -> list[str]:
@@ -61,3 +89,72 @@ def test_resources_the_cluster_lacks_are_named_before_anything_is_submitted(slur
     assert "nothing was submitted" in done.stderr
     assert jobs_named(slurm_cluster, "emorl-demo") == []
     assert not (tmp_path / "demo" / "submissions.jsonl").exists()
+
+
+def test_a_hard_killed_job_is_failed_with_its_reason_and_its_resume_never_logs_a_step_twice(
+    slurm_cluster, tmp_path
+):
+    base = {"training.iters": 60, "training.log_every": 2, "training.checkpoint_every_steps": 20}
+    (spec,) = expand("hardkill", tmp_path, base=base)
+    (submission,), _ = submit(plan_for([spec]))
+    run = wait_until(lambda: trained_to(spec, 26), "the job never reached step 26")
+    slurm_cluster.run("scancel", "--signal=KILL", submission.job_id)  # no chance to checkpoint or report
+
+    gone = wait_until(lambda: (r := tracked(spec)) and r.status != "RUNNING" and r, "the run stayed RUNNING")
+    assert gone.run_id == run.run_id and gone.status == "KILLED"  # sacct: CANCELLED
+    assert gone.tags["failure_kind"] == "infrastructure"
+    assert gone.tags["end_reason"].startswith(f"SLURM job {submission.job_id} ended ")
+
+    plan = plan_for([spec])
+    assert plan.decisions[spec.run_key] == Decision.RESUME
+    submissions, jobs = submit(plan)  # resumes from the step-20 checkpoint, behind what MLflow has
+    assert wait_for(jobs, submissions, progress=False) == []
+    final = tracked(spec)
+    assert final.run_id == run.run_id and final.status == "FINISHED" and final.tags["attempt"] == "1"
+    steps = [m.step for m in MlflowClient(spec.tracking.uri).get_metric_history(run.run_id, "train/nll")]
+    assert steps == sorted(set(steps)) and steps[-1] == 60
+
+
+def test_cancelling_a_grid_empties_the_queue_kills_its_runs_and_the_next_submission_resumes_them(
+    slurm_cluster, tmp_path
+):
+    base = {
+        "training.iters": 40,
+        "training.log_every": 2,
+        "training.checkpoint_every_steps": 10,
+        "launcher.array_parallelism": 1,  # seed 1 runs, seed 2 waits in the queue
+    }
+    first, second = specs = expand("cancel", tmp_path, base=base, seeds=(1, 2))
+    submitted, _ = submit(plan_for(specs))
+    running = wait_until(lambda: trained_to(first, 12), "seed 1 never reached step 12")
+
+    only_queued = cancel(select(specs, seeds=[2]), grid_state(first))
+    assert only_queued.jobs == [submitted[1].job_id] and only_queued.runs == []
+    state = grid_state(first)
+    assert submitted[0].job_id in state.live_jobs and submitted[1].job_id not in state.live_jobs
+
+    rest = cancel(select(specs), state)
+    assert rest.jobs == [submitted[0].job_id] and rest.runs == [first.name]
+    assert rest.not_running == [second.name]
+    state = grid_state(first)
+    assert not state.live_jobs and not [
+        job for job in live_slurm_jobs() if job.startswith(submitted[0].job_id)
+    ]
+    killed = state.tracked[first.run_key]
+    assert killed.status == "KILLED" and killed.tags["failure_kind"] == "cancelled"
+    assert {entry.event for entry in state.ledger.values()} == {"cancelled"}
+    (cell,) = grid_status(specs, state.tracked, state.ledger, state.live_jobs)
+    assert cell.states == {1: RunState.CANCELLED, 2: RunState.CANCELLED}
+
+    plan = plan_for(specs)
+    assert [plan.decisions[spec.run_key] for spec in specs] == [Decision.RESUME, Decision.NEW]
+    submissions, jobs = submit(plan)
+    assert wait_for(jobs, submissions, progress=False) == []
+    done = grid_state(first).tracked
+    assert {run.status for run in done.values()} == {"FINISHED"}
+    resumed = done[first.run_key]
+    assert resumed.run_id == running.run_id and resumed.tags["attempt"] == "1"
+    steps = [m.step for m in MlflowClient(first.tracking.uri).get_metric_history(resumed.run_id, "train/nll")]
+    assert steps == sorted(set(steps)) and steps[-1] == 40
+    log = submissions[0].log_paths()[1].read_text()
+    assert "resumed at step " in log, log[-2000:]
