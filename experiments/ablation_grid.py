@@ -24,7 +24,7 @@ from orchestration.submit import SubmissionError, submit
 from orchestration.tables import render
 from orchestration.tracking.grid_runs import log_table
 from orchestration.tracking.store import TrackingUnavailable, ensure_experiment
-from orchestration.wait import LocalQueue, wait_for
+from orchestration.wait import LocalQueue, Retrier, wait_for
 
 
 def where_to_look(uri: str, experiment: str, grid: str, overrides: list[str]) -> str:
@@ -34,6 +34,21 @@ def where_to_look(uri: str, experiment: str, grid: str, overrides: list[str]) ->
         browse = f"mlflow ui --backend-store-uri {uri}   (experiment {experiment})"
     same = [o for o in overrides if not o.startswith(("dry_run=", "wait=", "table_format=", "grid="))]
     return f"MLflow: {browse}\nstatus: python experiments/status.py {' '.join([f'grid={grid}', *same])}"
+
+
+def stopped_waiting(launcher: str, overrides: list[str]) -> str:
+    """What Ctrl-C while waiting left behind, and how to go on."""
+    same = " ".join(o for o in overrides if not o.startswith(("dry_run=", "wait=", "table_format=")))
+    if launcher == "slurm":
+        return (
+            "\nstopped waiting; the jobs keep running on the cluster.\n"
+            f"  see where they stand: python experiments/status.py {same}\n"
+            f"  cancel them:          python experiments/status.py {same} cancel=true"
+        )
+    return (
+        "\nstopped: local runs end with the launcher (their runs are KILLED, checkpoints kept).\n"
+        f"  resume them: python experiments/ablation_grid.py {same}"
+    )
 
 
 def run(cfg: DictConfig) -> int:
@@ -87,7 +102,11 @@ def run(cfg: DictConfig) -> int:
     print(where_to_look(uri, first.experiment, grid, list(hydra_cfg.overrides.task)))
     if not wait:
         return 0
-    failures = wait_for(jobs, submissions, progress=cfg.progress and sys.stderr.isatty(), queue=queue)
+    try:
+        failures = wait_for(jobs, submissions, progress=cfg.progress, queue=queue, retrier=Retrier(specs))
+    except KeyboardInterrupt:
+        print(stopped_waiting(launcher.name, list(hydra_cfg.overrides.task)), file=sys.stderr)
+        return 130
     for line in failures:
         print(line, file=sys.stderr)
     table = render(summarize(grid_results(uri, first.experiment, grid)), cfg.table_format)

@@ -39,9 +39,7 @@ def main(cfg: DictConfig) -> None:
             sys.exit(2)
         print(cancel(chosen, state).summary())
         state = grid_state(first)
-    cells = grid_status(
-        specs, state.tracked, state.ledger, state.live_jobs, uri=first.tracking.uri, tail_lines=cfg.tail_lines
-    )
+    cells = grid_status(specs, state.tracked, state.ledger, state.live_jobs, tail_lines=cfg.tail_lines)
     print(format_status(first.grid, cells))
 
 

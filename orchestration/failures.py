@@ -43,6 +43,12 @@ GONE_JOB_STATES = {
 }
 
 
+def text_kind(text: str) -> FailureKind:
+    """The kind of a failure known only by its text (a job that died before it had an MLflow run)."""
+    markers = (*INFRASTRUCTURE_ERRORS, "Connection refused", "TrackingUnavailable")
+    return FailureKind.INFRASTRUCTURE if any(m in text for m in markers) else FailureKind.DETERMINISTIC
+
+
 def exception_kind(exc: BaseException) -> FailureKind:
     """The kind of a failure the run's own code caught."""
     names = {cls.__name__ for cls in type(exc).__mro__}

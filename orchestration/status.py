@@ -17,7 +17,7 @@ from emorl.eval.results import DIAGNOSIS_TAG
 from orchestration.failures import END_REASON_TAG, FAILURE_KIND_TAG
 from orchestration.ledger import CANCELLED, Submission
 from orchestration.run_spec import RunSpec
-from orchestration.tracking.grid_runs import TrackedRun, run_step
+from orchestration.tracking.grid_runs import TrackedRun
 
 FG_ARI = "eval/fg_ari"
 PROGRESS_METRICS = ("train/total_loss", "train/nll")  # the step of the latest of these is the run's step
@@ -87,10 +87,9 @@ def grid_status(
     tracked: Mapping[str, TrackedRun],
     ledger: Mapping[str, Submission],
     live_jobs: Mapping[str, str],
-    uri: str | None = None,
     tail_lines: int = 15,
 ) -> list[CellStatus]:
-    """Per-cell status of a grid in the grid's order (steps of running seeds need ``uri``)."""
+    """Per-cell status of a grid in the grid's order."""
     cells: dict[str, CellStatus] = {}
     for spec in specs:
         cell = cells.setdefault(spec.cell_key, CellStatus(spec.cell_key, spec.cell_label))
@@ -103,10 +102,9 @@ def grid_status(
                 cell.fg_ari.append(run.metrics[FG_ARI])
             if DIAGNOSIS_TAG in run.tags:
                 cell.diagnoses[spec.seed] = run.tags[DIAGNOSIS_TAG]
-        elif state == RunState.RUNNING and run is not None and uri is not None:
-            step = run_step(uri, run)
-            iters = spec.config.training.iters
-            cell.steps[spec.seed] = f"{'?' if step is None else step}/{iters}"
+        elif state == RunState.RUNNING and run is not None:
+            step = "?" if run.step is None else run.step
+            cell.steps[spec.seed] = f"{step}/{spec.config.training.iters}"
         elif state == RunState.FAILED:
             if run is not None and END_REASON_TAG in run.tags:
                 cell.reasons[spec.seed] = (

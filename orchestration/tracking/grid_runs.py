@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mlflow.entities import RunData
 from mlflow.tracking import MlflowClient
 
 from orchestration.tracking.store import ensure_experiment
@@ -22,6 +23,7 @@ class TrackedRun:
     status: str  # MLflow: RUNNING, SCHEDULED, FINISHED, FAILED, KILLED
     metrics: dict[str, float]
     tags: dict[str, str]
+    step: int | None = None  # the latest logged training step (of the progress metric)
 
 
 def tracked_runs(uri: str, experiment: str, grid: str) -> dict[str, TrackedRun]:
@@ -43,19 +45,18 @@ def tracked_runs(uri: str, experiment: str, grid: str) -> dict[str, TrackedRun]:
         for run in page:
             key = run.data.tags.get("run_key")
             if key:
-                runs[key] = TrackedRun(run.info.run_id, key, run.info.status, run.data.metrics, run.data.tags)
+                runs[key] = TrackedRun(
+                    run.info.run_id, key, run.info.status, run.data.metrics, run.data.tags, _step(run.data)
+                )
         token = page.token
         if not token:
             return runs
 
 
-def run_step(uri: str, run: TrackedRun) -> int | None:
-    """The latest logged training step of a run (from its progress metric's history)."""
-    key = next((name for name in PROGRESS_METRICS if name in run.metrics), None)
-    if key is None:
-        return None
-    history = MlflowClient(tracking_uri=uri).get_metric_history(run.run_id, key)
-    return max((metric.step for metric in history), default=None)
+def _step(data: RunData) -> int | None:
+    """The step of the progress metric: MLflow keeps each metric's value at its highest step."""
+    steps = {metric.key: metric.step for metric in data.to_proto().metrics}
+    return next((steps[name] for name in PROGRESS_METRICS if name in steps), None)
 
 
 def log_table(uri: str, experiment: str, grid: str, table: str, fmt: str) -> str:

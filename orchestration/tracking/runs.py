@@ -91,10 +91,15 @@ def run_status(run_id: str, tracking_uri: str) -> str:
 
 def end_run(tracking_uri: str, run_id: str, status: str, tags: Mapping[str, str]) -> None:
     """End a run from outside its job (which is gone): tag why, then set its final status."""
+    tag_run(tracking_uri, run_id, tags)
+    MlflowClient(tracking_uri).set_terminated(run_id, status=status)
+
+
+def tag_run(tracking_uri: str, run_id: str, tags: Mapping[str, str]) -> None:
+    """Set tags on a run from outside its job."""
     client = MlflowClient(tracking_uri)
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
-    client.set_terminated(run_id, status=status)
 
 
 def pause_run(tracking_uri: str, run_id: str, step: int) -> None:

@@ -39,6 +39,7 @@ BASE = LauncherConfig(
     max_array_size=None,
     signal_delay_s=90,
     max_num_timeout=10,
+    max_retries=2,
     setup=(),
     snapshot=False,
     hold=False,

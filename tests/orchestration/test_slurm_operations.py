@@ -3,6 +3,8 @@ resumes that never log a step twice, cancelling and retrying."""
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 
 import pytest
@@ -17,7 +19,7 @@ from orchestration.scheduler import live_slurm_jobs
 from orchestration.status import RunState, grid_status
 from orchestration.submit import SubmissionError, submit
 from orchestration.tracking.runs import logged_steps
-from orchestration.wait import wait_for
+from orchestration.wait import Retrier, wait_for
 from tests.orchestration.slurm_grids import expand, plan_for, run_entry_point
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -158,3 +160,57 @@ def test_cancelling_a_grid_empties_the_queue_kills_its_runs_and_the_next_submiss
     assert steps == sorted(set(steps)) and steps[-1] == 40
     log = submissions[0].log_paths()[1].read_text()
     assert "resumed at step " in log, log[-2000:]
+
+
+def kill_at_step(cluster, spec, job_id: str, step: int) -> threading.Thread:
+    """SIGKILL the job (no chance to checkpoint or report) once its run has logged ``step``."""
+
+    def kill() -> None:
+        wait_until(lambda: trained_to(spec, step), f"the job never reached step {step}")
+        cluster.run("scancel", "--signal=KILL", job_id)
+
+    thread = threading.Thread(target=kill, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_sigkilled_job_is_retried_from_its_checkpoint_and_finishes_in_the_same_run(slurm_cluster, tmp_path):
+    base = {"training.iters": 40, "training.log_every": 2, "training.checkpoint_every_steps": 10}
+    (spec,) = expand("retried", tmp_path, base=base)
+    submissions, jobs = submit(plan_for([spec]))
+    killer = kill_at_step(slurm_cluster, spec, submissions[0].job_id, 12)
+    failures = wait_for(jobs, submissions, progress=False, retrier=Retrier([spec]))
+    killer.join(timeout=1)
+    assert failures == []
+    run = tracked(spec)
+    assert run.status == "FINISHED" and run.tags["retries"] == "1" and run.tags["attempt"] == "1"
+    steps = [m.step for m in MlflowClient(spec.tracking.uri).get_metric_history(run.run_id, "train/nll")]
+    assert steps == sorted(set(steps)) and steps[-1] == 40
+    retry = read_ledger(tmp_path, "retried")[spec.run_key]
+    assert retry.job_id != submissions[0].job_id
+    assert "resumed at step " in retry.log_paths()[1].read_text()
+
+
+def test_a_run_that_raises_in_its_own_code_is_failed_once_and_never_retried(slurm_cluster, tmp_path):
+    missing = {"data.root": str(tmp_path / "no-data-here"), "data.generate_if_missing": False}
+    (spec,) = expand("raises", tmp_path, base=missing)
+    submissions, jobs = submit(plan_for([spec]))
+    (failure,) = wait_for(jobs, submissions, progress=False, retrier=Retrier([spec]))
+    assert "failed (deterministic)" in failure and "does not exist" in failure
+    run = tracked(spec)
+    assert run.status == "FAILED" and "retries" not in run.tags
+    assert read_ledger(tmp_path, "raises")[spec.run_key].job_id == submissions[0].job_id  # one job only
+
+
+def test_waiting_prints_a_line_each_time_the_grid_moves(slurm_cluster, tmp_path, capsys):
+    specs = expand("moving", tmp_path, seeds=(1, 2), base={"launcher.array_parallelism": 1})
+    submissions, jobs = submit(plan_for(specs))
+    assert wait_for(jobs, submissions, retrier=Retrier(specs), bar=False) == []
+    lines = [line for line in capsys.readouterr().err.splitlines() if "finished " in line]
+    assert all(a != b for a, b in itertools.pairwise(lines))  # a line only when something changed
+    counts = [line.split("] ", 1)[1].split("   steps")[0] for line in lines]
+    assert (
+        counts[0].startswith("finished 0 · ") and counts[-1] == "finished 2 · running 0 · queued 0 · failed 0"
+    )
+    assert "finished 0 · running 1 · queued 1 · failed 0" in counts
+    assert any(count.startswith("finished 1 · running 1") for count in counts)
