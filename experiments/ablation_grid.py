@@ -64,12 +64,13 @@ def run(cfg: DictConfig) -> int:
     first = specs[0]
     uri, grid, launcher = first.tracking.uri, first.grid, first.launcher
     try:
-        ensure_experiment(uri, first.experiment)
+        if not cfg.dry_run:  # a dry run creates nothing, not even the store
+            ensure_experiment(uri, first.experiment)
+        state = grid_state(first, update=not cfg.dry_run)
     except TrackingUnavailable as exc:
         print(exc, file=sys.stderr)
         print("nothing was submitted", file=sys.stderr)
         return 2
-    state = grid_state(first)
     statuses = {key: run.status for key, run in state.tracked.items()}
     on_slurm = any(spec.launcher.name == "slurm" for spec in specs)
     decisions = decide(specs, statuses, state.ledger, state.live_jobs)

@@ -40,16 +40,21 @@ def ledger_path(output_root: str | Path, grid: str) -> Path:
     return Path(output_root) / grid / "submissions.jsonl"
 
 
-def read_ledger(output_root: str | Path, grid: str) -> dict[str, Submission]:
-    """The latest submission of each run_key of the grid (empty when nothing was submitted)."""
+def read_history(output_root: str | Path, grid: str) -> dict[str, list[Submission]]:
+    """Every line of the grid's ledger by run_key, oldest first (empty when nothing was submitted)."""
     path = ledger_path(output_root, grid)
-    latest: dict[str, Submission] = {}
+    history: dict[str, list[Submission]] = {}
     if path.is_file():
         for line in path.read_text().splitlines():
             if line.strip():
                 entry = Submission(**json.loads(line))
-                latest[entry.run_key] = entry
-    return latest
+                history.setdefault(entry.run_key, []).append(entry)
+    return history
+
+
+def read_ledger(output_root: str | Path, grid: str) -> dict[str, Submission]:
+    """The latest submission of each run_key of the grid (empty when nothing was submitted)."""
+    return {key: entries[-1] for key, entries in read_history(output_root, grid).items()}
 
 
 def append_ledger(output_root: str | Path, grid: str, entries: Iterable[Submission]) -> None:

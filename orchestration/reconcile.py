@@ -1,9 +1,10 @@
-"""Runs whose job is gone: a run still RUNNING in MLflow whose last job is neither queued nor running any more
-(killed with SIGKILL, by the OOM killer, a node failure, ``scancel``, or dead at start-up) is ended with the
-status its job's end deserves, and tagged with why (``orchestration.failures``).
+"""Reading a grid back, and bringing MLflow up to date with the scheduler first.
 
-It runs whenever a grid is looked at (``status.py``) or submitted again, so MLflow never shows a dead run
-as running.
+A run still RUNNING in MLflow whose last job is neither queued nor running any more (killed with SIGKILL,
+by the OOM killer, a node failure, ``scancel``, or dead at start-up) is ended with the status its job's
+end deserves, and tagged with why (``orchestration.failures``); what each ended job cost is logged
+(``orchestration.costs``). This runs whenever a grid is looked at (``status.py``) or submitted again, so
+MLflow never shows a dead run as running.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from orchestration.failures import END_REASON_TAG, FAILURE_KIND_TAG, GONE_JOB_STATES, FailureKind
-from orchestration.ledger import CANCELLED, Submission, read_ledger
+from orchestration.ledger import CANCELLED, Submission, read_history
 from orchestration.run_spec import RunSpec
 from orchestration.scheduler import live_jobs, slurm_job_records
 from orchestration.tracking.grid_runs import TrackedRun
@@ -96,12 +97,18 @@ class GridState:
     live_jobs: dict[str, str]
 
 
-def grid_state(spec: RunSpec) -> GridState:
-    """Read the grid of ``spec`` back (MLflow, ledger, scheduler) and end the runs whose job is gone."""
+def grid_state(spec: RunSpec, update: bool = True) -> GridState:
+    """Read the grid of ``spec`` back (MLflow, ledger, scheduler); with ``update``, end the runs whose job
+    is gone and log what ended jobs cost (``orchestration.costs``) first. A dry run does not update."""
+    from orchestration.costs import record_costs
     from orchestration.tracking.grid_runs import tracked_runs
+    from orchestration.tracking.store import store_exists
 
     uri = spec.tracking.uri
-    ledger = read_ledger(spec.output_root, spec.grid)
+    history = read_history(spec.output_root, spec.grid)
+    ledger = {key: entries[-1] for key, entries in history.items()}
     live = live_jobs(ledger)
-    tracked = mark_gone_runs(uri, tracked_runs(uri, spec.experiment, spec.grid), ledger, live)
+    tracked = tracked_runs(uri, spec.experiment, spec.grid) if update or store_exists(uri) else {}
+    if update:
+        tracked = record_costs(uri, mark_gone_runs(uri, tracked, ledger, live), history)
     return GridState(tracked, ledger, live)

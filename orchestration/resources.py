@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from orchestration.config import LauncherConfig
+from orchestration.grid import GridError, affected_runs
 from orchestration.run_spec import RunSpec
 
 UNLIMITED = ("UNLIMITED", "INFINITE", "NONE", "")
@@ -201,19 +202,11 @@ def grid_resource_problems(specs: Sequence[RunSpec], cluster: Cluster | None = N
             by_shape[shape] = launcher_problems(spec.launcher, cluster)
         for problem in by_shape[shape]:
             affected.setdefault(problem, []).append(spec.name)
-    return [f"{problem} ({_runs(names)})" for problem, names in affected.items()]
-
-
-def _runs(names: list[str]) -> str:
-    shown = ", ".join(f"[{name}]" for name in names[:3])
-    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
-    return f"{len(names)} run{'s' if len(names) > 1 else ''}: {shown}{more}"
+    return [f"{problem} ({affected_runs(names)})" for problem, names in affected.items()]
 
 
 def check_grid_fits(specs: Sequence[RunSpec]) -> None:
     """Raise GridError listing every way the grid's jobs do not fit the cluster."""
-    from orchestration.grid import GridError
-
     problems = grid_resource_problems(specs)
     if problems:
         raise GridError(specs[0].grid, problems)

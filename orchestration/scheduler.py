@@ -15,10 +15,11 @@ from orchestration.ledger import Submission
 
 DEFAULT_MAX_ARRAY_SIZE = 1001  # SLURM's default MaxArraySize
 LOCAL_CONTROLLER = "submitit.local._local"  # the module a local job's process runs
-# squeue states of jobs whose task is over (shown briefly while the job is cleaned up)
-ENDING_STATES = frozenset(
-    {"COMPLETING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL"}
+# final states of a job (sacct), and squeue's states of jobs whose task is over (shown while cleaned up)
+ENDED_STATES = frozenset(
+    {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"}
 )
+ENDING_STATES = ENDED_STATES | {"COMPLETING"}
 
 
 @dataclass(frozen=True)
@@ -44,28 +45,41 @@ def _allocated_gpus(tres: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def slurm_job_records(job_ids: Iterable[str]) -> dict[str, JobRecord]:
-    """sacct's record of each job (array elements as ``<array>_<task>``); unknown jobs are left out."""
+def _sacct(job_ids: Iterable[str], *options: str) -> list[JobRecord]:
     ids = sorted(set(job_ids))
     if not ids or shutil.which("sacct") is None:
-        return {}
+        return []
+    fields = "JobID,State,ExitCode,ElapsedRaw,AllocTRES"
     result = subprocess.run(
-        ["sacct", "-n", "-P", "-X", "-j", ",".join(ids), "-o", "JobID,State,ExitCode,ElapsedRaw,AllocTRES"],
+        ["sacct", "-n", "-P", "-X", *options, "-j", ",".join(ids), "-o", fields],
         capture_output=True,
         text=True,
         check=False,
     )
     if result.returncode != 0:
         raise RuntimeError(f"sacct failed ({result.returncode}): {result.stderr.strip()}")
-    records = {}
+    records = []
     for line in result.stdout.splitlines():
-        fields = line.split("|")
-        if len(fields) == 5:
-            job_id, state, exit_code, elapsed, tres = fields
-            records[job_id] = JobRecord(
-                job_id, state.split()[0], exit_code, int(elapsed or 0), _allocated_gpus(tres)
+        parts = line.split("|")
+        if len(parts) == 5:
+            job_id, state, exit_code, elapsed, tres = parts
+            records.append(
+                JobRecord(job_id, state.split()[0], exit_code, int(elapsed or 0), _allocated_gpus(tres))
             )
     return records
+
+
+def slurm_job_records(job_ids: Iterable[str]) -> dict[str, JobRecord]:
+    """sacct's record of each job (array elements as ``<array>_<task>``); unknown jobs are left out."""
+    return {record.job_id: record for record in _sacct(job_ids)}
+
+
+def slurm_job_pieces(job_ids: Iterable[str]) -> dict[str, list[JobRecord]]:
+    """Every run of each job, oldest first (``sacct --duplicates``: a requeued job ran more than once)."""
+    pieces: dict[str, list[JobRecord]] = {}
+    for record in _sacct(job_ids, "--duplicates"):
+        pieces.setdefault(record.job_id, []).append(record)
+    return pieces
 
 
 def live_slurm_jobs() -> dict[str, str]:

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emorl.eval.results import DIAGNOSIS_TAG
+from orchestration.costs import ELAPSED_HOURS, GPU_HOURS
 from orchestration.failures import END_REASON_TAG, FAILURE_KIND_TAG
 from orchestration.ledger import CANCELLED, Submission
+from orchestration.plan import gpu_hours
 from orchestration.run_spec import RunSpec
 from orchestration.tracking.grid_runs import TrackedRun
 
@@ -45,6 +47,9 @@ class CellStatus:
     fg_ari: list[float] = field(default_factory=list)  # of finished seeds
     diagnoses: dict[int, str] = field(default_factory=dict)  # finished seed -> collapse check's label
     failures: dict[int, str] = field(default_factory=dict)  # failed seed -> log tail
+    gpu_hours: float = 0.0  # spent so far (sacct, summed over attempts: orchestration.costs)
+    elapsed_hours: float = 0.0
+    estimated_gpu_hours: float = 0.0  # the dry run's estimate for all seeds
 
     def count(self, state: RunState) -> int:
         return sum(1 for value in self.states.values() if value == state)
@@ -97,6 +102,10 @@ def grid_status(
         submission = ledger.get(spec.run_key)
         state = run_state(run, submission, live_jobs)
         cell.states[spec.seed] = state
+        cell.estimated_gpu_hours += gpu_hours(spec)
+        if run is not None:
+            cell.gpu_hours += run.metrics.get(GPU_HOURS, 0.0)
+            cell.elapsed_hours += run.metrics.get(ELAPSED_HOURS, 0.0)
         if state == RunState.DONE and run is not None:
             if FG_ARI in run.metrics:
                 cell.fg_ari.append(run.metrics[FG_ARI])
@@ -139,9 +148,25 @@ def format_status(grid: str, cells: Sequence[CellStatus]) -> str:
             mean = sum(cell.fg_ari) / len(cell.fg_ari)
             fg_ari = f"{100 * mean:.1f} (n={len(cell.fg_ari)})"
         steps = ", ".join(f"s{seed}: {step}" for seed, step in sorted(cell.steps.items())) or "-"
-        rows.append([cell.label, *(cell.count(state) for state in RunState), steps, fg_ari, diagnosis(cell)])
-    headers = ["cell", *(state.value for state in RunState), "running steps", "FG-ARI %", "diagnosis"]
-    lines = [f"grid {grid}", tabulate(rows, headers=headers, tablefmt="github")]
+        cost = f"{cell.gpu_hours:.2f} / {cell.estimated_gpu_hours:.1f} ({cell.elapsed_hours:.2f} h)"
+        states = [cell.count(state) for state in RunState]
+        rows.append([cell.label, *states, steps, fg_ari, diagnosis(cell), cost])
+    headers = [
+        "cell",
+        *(state.value for state in RunState),
+        "running steps",
+        "FG-ARI %",
+        "diagnosis",
+        "GPU-h / est. (elapsed)",
+    ]
+    spent = sum(cell.gpu_hours for cell in cells)
+    estimate = sum(cell.estimated_gpu_hours for cell in cells)
+    elapsed = sum(cell.elapsed_hours for cell in cells)
+    lines = [
+        f"grid {grid}",
+        tabulate(rows, headers=headers, tablefmt="github"),
+        f"spent {spent:.2f} GPU-h ({elapsed:.2f} h of jobs) of the estimated {estimate:.1f} GPU-h",
+    ]
     for cell in cells:
         for seed, tail in sorted(cell.failures.items()):
             reason = f": {cell.reasons[seed]}" if seed in cell.reasons else ""

@@ -5,10 +5,11 @@ every (re)start, paused when preempted.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from mlflow.entities import RunStatus
+from mlflow.entities import Metric, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
 from orchestration.tracking.store import ensure_experiment
@@ -100,6 +101,23 @@ def tag_run(tracking_uri: str, run_id: str, tags: Mapping[str, str]) -> None:
     client = MlflowClient(tracking_uri)
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
+
+
+def log_cost(
+    tracking_uri: str,
+    run_id: str,
+    per_job: Sequence[tuple[int, Mapping[str, float]]],
+    totals: Mapping[str, float],
+    step: int,
+    tags: Mapping[str, str],
+) -> None:
+    """Log what a run's ended jobs cost: per-job metrics at their index, the totals at ``step``."""
+    now = int(time.time() * 1000)
+    metrics = [Metric(key, value, now, index) for index, values in per_job for key, value in values.items()]
+    metrics += [Metric(key, value, now, step) for key, value in totals.items()]
+    MlflowClient(tracking_uri).log_batch(
+        run_id, metrics=metrics, tags=[RunTag(key, value) for key, value in tags.items()]
+    )
 
 
 def pause_run(tracking_uri: str, run_id: str, step: int) -> None:

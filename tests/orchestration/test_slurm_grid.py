@@ -153,7 +153,9 @@ def test_an_invalid_grid_is_rejected_with_every_error_and_nothing_is_queued(slur
         "grid=demo", "launcher=slurm", f"output_root={tmp_path}", "model.prior=sideways", "training.iters=-1"
     )
     assert done.returncode == 2
-    assert done.stderr.count("model.prior='sideways'") == 4 and done.stderr.count("training.iters=-1") == 4
+    # each problem once, with the runs it affects (it was once per run: 4 runs, 8 lines)
+    assert done.stderr.count("model.prior='sideways'") == 1 and done.stderr.count("training.iters=-1") == 1
+    assert "(4 runs: " in done.stderr
     assert "nothing was submitted" in done.stderr
     assert job_count(slurm_cluster) == before
 
@@ -166,3 +168,4 @@ def test_the_dry_run_prints_the_plan_and_submits_nothing(slurm_cluster, tmp_path
     assert "dry run: nothing submitted" in done.stdout
     assert job_count(slurm_cluster) == before
     assert not (tmp_path / "demo" / "submissions.jsonl").exists()
+    assert not (tmp_path / "mlflow.db").exists()  # a dry run writes nothing

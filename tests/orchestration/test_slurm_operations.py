@@ -190,6 +190,24 @@ def test_a_sigkilled_job_is_retried_from_its_checkpoint_and_finishes_in_the_same
     assert retry.job_id != submissions[0].job_id
     assert "resumed at step " in retry.log_paths()[1].read_text()
 
+    # the cost ledger: each attempt's elapsed time and GPU hours from sacct, summed over attempts
+    jobs = [submissions[0].job_id, retry.job_id]
+    sacct = slurm_cluster.run(
+        "sacct", "-n", "-P", "-X", "-j", ",".join(jobs), "-o", "JobID,ElapsedRaw,AllocTRES"
+    )
+    elapsed = {line.split("|")[0]: int(line.split("|")[1]) for line in sacct.splitlines()}
+    assert "gres/gpu" not in sacct  # a CPU cluster: no GPUs allocated, so no GPU hours
+    costed = tracked(spec)
+    assert costed.tags["cost_jobs"] == ",".join(jobs)
+    assert costed.metrics["cost/elapsed_hours"] == pytest.approx(sum(elapsed[job] for job in jobs) / 3600)
+    assert costed.metrics["cost/gpu_hours"] == 0.0
+    client = MlflowClient(spec.tracking.uri)
+    per_attempt = client.get_metric_history(run.run_id, "cost/attempt_elapsed_hours")
+    assert sorted((m.step, m.value) for m in per_attempt) == [
+        (i, elapsed[job] / 3600) for i, job in enumerate(jobs)
+    ]
+    assert tracked(spec).metrics["cost/elapsed_hours"] == costed.metrics["cost/elapsed_hours"]  # counted once
+
 
 def test_a_run_that_raises_in_its_own_code_is_failed_once_and_never_retried(slurm_cluster, tmp_path):
     missing = {"data.root": str(tmp_path / "no-data-here"), "data.generate_if_missing": False}
