@@ -110,6 +110,7 @@ def run(cfg: DictConfig) -> int:
         return 130
     for line in failures:
         print(line, file=sys.stderr)
+    grid_state(first)  # MLflow up to date: runs whose job is gone ended, what the jobs cost logged
     table = render(summarize(grid_results(uri, first.experiment, grid)), cfg.table_format)
     print(table)
     log_table(uri, first.experiment, grid, table, cfg.table_format)
