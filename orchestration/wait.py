@@ -59,7 +59,11 @@ class Retrier:
 
         spec = self.specs[entry.run_key]
         run = grid_state(spec).tracked.get(spec.run_key)  # ends it first if its job is gone
-        kind = run.tags.get(FAILURE_KIND_TAG) if run is not None else text_kind(error).value
+        if run is None:  # it died before it had an MLflow run
+            kind = text_kind(error).value
+        else:  # a run still RUNNING died without a word: not its own code (the scheduler may lag behind)
+            fallback = FailureKind.INFRASTRUCTURE if run.status == "RUNNING" else FailureKind.DETERMINISTIC
+            kind = run.tags.get(FAILURE_KIND_TAG, fallback.value)
         reason = run.tags.get(END_REASON_TAG, error) if run is not None else error
         line = f"run {spec.name} ({entry.run_key}, job {entry.job_id}) failed ({kind}): {reason}"
         if kind != FailureKind.INFRASTRUCTURE:
