@@ -58,6 +58,7 @@ def select(
 
 
 def scancel(job_ids: Sequence[str]) -> None:
+    """Cancel SLURM jobs (array elements as ``<array>_<task>``)."""
     if not job_ids:
         return
     if shutil.which("scancel") is None:
