@@ -15,14 +15,14 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from orchestration.grid import GridError, expand_configured_grid
-from orchestration.ledger import read_ledger
 from orchestration.plan import decide, format_plan, make_plan
+from orchestration.reconcile import grid_state
 from orchestration.report import ReportSettings, make_report, tables_command, tables_folder
-from orchestration.scheduler import cluster_max_array_size, live_jobs
-from orchestration.submit import submit
-from orchestration.tracking.grid_runs import tracked_runs
+from orchestration.resources import check_grid_fits
+from orchestration.scheduler import cluster_max_array_size
+from orchestration.submit import SubmissionError, submit
 from orchestration.tracking.store import TrackingUnavailable, ensure_experiment
-from orchestration.wait import LocalQueue, wait_for
+from orchestration.wait import LocalQueue, Retrier, wait_for
 
 
 def where_to_look(uri: str, experiment: str, grid: str, overrides: list[str]) -> str:
@@ -34,11 +34,27 @@ def where_to_look(uri: str, experiment: str, grid: str, overrides: list[str]) ->
     return f"MLflow: {browse}\nstatus: python experiments/status.py {' '.join([f'grid={grid}', *same])}"
 
 
+def stopped_waiting(launcher: str, overrides: list[str]) -> str:
+    """What Ctrl-C while waiting left behind, and how to go on."""
+    same = " ".join(o for o in overrides if not o.startswith(("dry_run=", "wait=", "table_format=")))
+    if launcher == "slurm":
+        return (
+            "\nstopped waiting; the jobs keep running on the cluster.\n"
+            f"  see where they stand: python experiments/status.py {same}\n"
+            f"  cancel them:          python experiments/status.py {same} cancel=true"
+        )
+    return (
+        "\nstopped: local runs end with the launcher (their runs are KILLED, checkpoints kept).\n"
+        f"  resume them: python experiments/ablation_grid.py {same}"
+    )
+
+
 def run(cfg: DictConfig) -> int:
     """Plan, print, submit, and (local/debug, or wait=true) wait and print the table; the exit code."""
     hydra_cfg = HydraConfig.get()
     try:
         specs = expand_configured_grid(cfg, hydra_cfg.job.config_name, hydra_cfg.overrides.task)
+        check_grid_fits(specs)
     except GridError as exc:
         print(exc, file=sys.stderr)
         print("nothing was submitted", file=sys.stderr)
@@ -46,15 +62,16 @@ def run(cfg: DictConfig) -> int:
     first = specs[0]
     uri, grid, launcher = first.tracking.uri, first.grid, first.launcher
     try:
-        ensure_experiment(uri, first.experiment)
+        if not cfg.dry_run:  # a dry run creates nothing, not even the store
+            ensure_experiment(uri, first.experiment)
+        state = grid_state(first, update=not cfg.dry_run)
     except TrackingUnavailable as exc:
         print(exc, file=sys.stderr)
         print("nothing was submitted", file=sys.stderr)
         return 2
-    statuses = {key: run.status for key, run in tracked_runs(uri, first.experiment, grid).items()}
+    statuses = {key: run.status for key, run in state.tracked.items()}
     on_slurm = any(spec.launcher.name == "slurm" for spec in specs)
-    ledger = read_ledger(first.output_root, grid)
-    decisions = decide(specs, statuses, ledger, live_jobs(ledger))
+    decisions = decide(specs, statuses, state.ledger, state.live_jobs)
     max_array = launcher.max_array_size or (cluster_max_array_size() if on_slurm else len(specs))
     plan = make_plan(specs, decisions, max_array)
     print(format_plan(plan))
@@ -65,7 +82,11 @@ def run(cfg: DictConfig) -> int:
     wait = cfg.wait if cfg.wait is not None else launcher.name in ("local", "debug")
     slots = launcher.array_parallelism
     queue = LocalQueue(plan) if launcher.name == "local" and wait else None
-    submissions, jobs = queue.start(slots) if queue else submit(plan)
+    try:
+        submissions, jobs = queue.start(slots) if queue else submit(plan)
+    except SubmissionError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     if submissions:
         ids = ", ".join(sorted({entry.job_id.split("_")[0] for entry in submissions}))
         print(f"submitted {len(submissions)} runs: job ids {ids}")
@@ -80,9 +101,14 @@ def run(cfg: DictConfig) -> int:
     print(where_to_look(uri, first.experiment, grid, list(hydra_cfg.overrides.task)))
     if not wait:
         return 0
-    failures = wait_for(jobs, submissions, progress=cfg.progress and sys.stderr.isatty(), queue=queue)
+    try:
+        failures = wait_for(jobs, submissions, progress=cfg.progress, queue=queue, retrier=Retrier(specs))
+    except KeyboardInterrupt:
+        print(stopped_waiting(launcher.name, list(hydra_cfg.overrides.task)), file=sys.stderr)
+        return 130
     for line in failures:
         print(line, file=sys.stderr)
+    grid_state(first)  # MLflow up to date: runs whose job is gone ended, what the jobs cost logged
     try:
         settings = ReportSettings.from_config(
             OmegaConf.to_container(cfg.tables, resolve=True), OmegaConf.to_container(cfg.grid, resolve=True)

@@ -1,7 +1,10 @@
-"""Where a grid stands: per cell, seeds done/running/queued/failed, steps, FG-ARI, failed jobs' log tails.
+"""Where a grid stands: per cell, seeds done/running/queued/failed, steps, FG-ARI, failed jobs' log tails;
+or cancel it (all of it, or some cells and seeds).
 
 python experiments/status.py grid=demo
 python experiments/status.py grid=table1 launcher=slurm
+python experiments/status.py grid=table1 launcher=slurm cancel=true [cancel_seeds=[1,2]] \
+    ['cancel_cells=["model.prior=bottom_up"]']
 """
 
 from __future__ import annotations
@@ -12,11 +15,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from orchestration.cancel import cancel, select
 from orchestration.grid import GridError, expand_configured_grid
-from orchestration.ledger import read_ledger
-from orchestration.scheduler import live_jobs
+from orchestration.reconcile import grid_state
 from orchestration.status import format_status, grid_status
-from orchestration.tracking.grid_runs import tracked_runs
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="status")
@@ -28,10 +30,16 @@ def main(cfg: DictConfig) -> None:
         print(exc, file=sys.stderr)
         sys.exit(2)
     first = specs[0]
-    uri = first.tracking.uri
-    tracked = tracked_runs(uri, first.experiment, first.grid)
-    ledger = read_ledger(first.output_root, first.grid)
-    cells = grid_status(specs, tracked, ledger, live_jobs(ledger), uri=uri, tail_lines=cfg.tail_lines)
+    state = grid_state(first)
+    if cfg.cancel:
+        try:
+            chosen = select(specs, cfg.cancel_cells, cfg.cancel_seeds)
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            sys.exit(2)
+        print(cancel(chosen, state).summary())
+        state = grid_state(first)
+    cells = grid_status(specs, state.tracked, state.ledger, state.live_jobs, tail_lines=cfg.tail_lines)
     print(format_status(first.grid, cells))
 
 

@@ -51,6 +51,7 @@ class LauncherConfig:
     max_array_size: int | None = of_the_submission()
     signal_delay_s: int
     max_num_timeout: int
+    max_retries: int = dataclasses.field(metadata={MINIMUM: 0, SHAPES_A_JOB: False})  # after infra failures
     setup: tuple[str, ...]
     snapshot: bool = of_the_submission()
     hold: bool

@@ -19,7 +19,7 @@ A grid lives in ``experiments/conf/grid/<name>.yaml``::
 Each run's config is the primary Hydra config composed with the command line, ``base``, the run's axis
 values and its seed (``orchestration.compose``), resolved to a plain dict and validated once, into the
 typed configs of its ``RunSpec``. The whole grid is validated before anything is submitted, and every
-problem is reported at once.
+problem is reported at once: a problem several runs share once, with the runs it affects.
 """
 
 from __future__ import annotations
@@ -171,6 +171,7 @@ def expand_grid(
 
     specs: list[RunSpec] = []
     by_key: dict[str, str] = {}
+    per_problem: dict[str, list[str]] = {}  # a run's problem -> the runs that have it
     for point, seed in itertools.product(points, seeds):
         run_name = ",".join([*(f"{a}={v}" for a, v in point.labels.items()), f"seed={seed}"])
         overrides = {**base, **point.overrides, SEED_KEY: seed}
@@ -179,10 +180,11 @@ def expand_grid(
         try:
             spec = _run_spec(name, grid, composer, overrides, point.labels)
         except ConfigError as exc:
-            errors += [f"run [{run_name}]: {problem}" for problem in exc.errors]
+            for problem in exc.errors:
+                per_problem.setdefault(problem, []).append(run_name)
             continue
         except Exception as exc:  # Hydra's errors (unknown group option, bad override) carry no list
-            errors.append(f"run [{run_name}]: {type(exc).__name__}: {exc}")
+            per_problem.setdefault(f"{type(exc).__name__}: {exc}", []).append(run_name)
             continue
         if spec.run_key in by_key:
             twin = by_key[spec.run_key]
@@ -190,9 +192,20 @@ def expand_grid(
             continue
         by_key[spec.run_key] = run_name
         specs.append(spec)
+    errors += [
+        f"run [{names[0]}]: {problem}" if len(names) == 1 else f"{problem} ({affected_runs(names)})"
+        for problem, names in per_problem.items()
+    ]
     if errors:
         raise GridError(name, errors)
     return specs
+
+
+def affected_runs(names: Sequence[str]) -> str:
+    """``4 runs: [a], [b], [c] and 1 more``: the runs one problem is found in."""
+    shown = ", ".join(f"[{name}]" for name in names[:3])
+    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    return f"{len(names)} run{'s' if len(names) > 1 else ''}: {shown}{more}"
 
 
 def _run_spec(

@@ -1,5 +1,5 @@
-"""Asking the scheduler: which of a ledger's jobs still live (squeue; a local job's process) and how large
-a job array may be (scontrol).
+"""Asking the scheduler: which of a ledger's jobs still live (squeue; a local job's process), how the
+ended ones ended and what they used (sacct), and how large a job array may be (scontrol).
 """
 
 from __future__ import annotations
@@ -7,17 +7,79 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from orchestration.ledger import Submission
 
 DEFAULT_MAX_ARRAY_SIZE = 1001  # SLURM's default MaxArraySize
 LOCAL_CONTROLLER = "submitit.local._local"  # the module a local job's process runs
-# squeue states of jobs whose task is over (shown briefly while the job is cleaned up)
-ENDING_STATES = frozenset(
-    {"COMPLETING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL"}
+# final states of a job (sacct), and squeue's states of jobs whose task is over (shown while cleaned up)
+ENDED_STATES = frozenset(
+    {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"}
 )
+ENDING_STATES = ENDED_STATES | {"COMPLETING"}
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """How one SLURM job (array element) ended, from ``sacct``."""
+
+    job_id: str
+    state: str  # COMPLETED, FAILED, CANCELLED, TIMEOUT, NODE_FAIL, OUT_OF_MEMORY, ... (or RUNNING, PENDING)
+    exit_code: str  # "<code>:<signal>"
+    elapsed_s: int
+    gpus: int  # allocated, over all its nodes
+
+    @property
+    def signal(self) -> int:
+        """The signal that ended the job's script (0: none)."""
+        _, _, signal = self.exit_code.partition(":")
+        return int(signal) if signal.isdigit() else 0
+
+
+def _allocated_gpus(tres: str) -> int:
+    """GPUs in sacct's AllocTRES, e.g. ``billing=8,cpu=8,gres/gpu=4,mem=64G,node=1`` -> 4."""
+    match = re.search(r"gres/gpu=(\d+)", tres)
+    return int(match.group(1)) if match else 0
+
+
+def _sacct(job_ids: Iterable[str], *options: str) -> list[JobRecord]:
+    ids = sorted(set(job_ids))
+    if not ids or shutil.which("sacct") is None:
+        return []
+    fields = "JobID,State,ExitCode,ElapsedRaw,AllocTRES"
+    result = subprocess.run(
+        ["sacct", "-n", "-P", "-X", *options, "-j", ",".join(ids), "-o", fields],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"sacct failed ({result.returncode}): {result.stderr.strip()}")
+    records = []
+    for line in result.stdout.splitlines():
+        parts = line.split("|")
+        if len(parts) == 5:
+            job_id, state, exit_code, elapsed, tres = parts
+            records.append(
+                JobRecord(job_id, state.split()[0], exit_code, int(elapsed or 0), _allocated_gpus(tres))
+            )
+    return records
+
+
+def slurm_job_records(job_ids: Iterable[str]) -> dict[str, JobRecord]:
+    """sacct's record of each job (array elements as ``<array>_<task>``); unknown jobs are left out."""
+    return {record.job_id: record for record in _sacct(job_ids)}
+
+
+def slurm_job_pieces(job_ids: Iterable[str]) -> dict[str, list[JobRecord]]:
+    """Every run of each job, oldest first (``sacct --duplicates``: a requeued job ran more than once)."""
+    pieces: dict[str, list[JobRecord]] = {}
+    for record in _sacct(job_ids, "--duplicates"):
+        pieces.setdefault(record.job_id, []).append(record)
+    return pieces
 
 
 def live_slurm_jobs() -> dict[str, str]:

@@ -81,8 +81,31 @@ def prepare_datasets(specs: Sequence[RunSpec]) -> None:
                 build_dataset(data, split).close()
 
 
+class SubmissionError(RuntimeError):
+    """The scheduler refused an array after others were accepted: what was and was not submitted."""
+
+    def __init__(self, submitted: list[Submission], refused: list[RunSpec], cause: Exception):
+        self.submitted, self.refused = submitted, refused
+        reason = str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__
+        ids = sorted({entry.job_id.split("_")[0] for entry in submitted})
+        done = (
+            f"submitted and recorded in the ledger: {len(submitted)} runs (job ids {', '.join(ids)})"
+            if submitted
+            else "nothing was submitted"
+        )
+        super().__init__(
+            f"the scheduler refused a submission: {reason}\n{done}\nnot submitted: {len(refused)} runs "
+            f"({', '.join(spec.name for spec in refused[:3])}{' ...' if len(refused) > 3 else ''})\n"
+            "fix the cause and submit the grid again: what was submitted is left alone, the rest is submitted"
+        )
+
+
 def submit(plan: Plan) -> tuple[list[Submission], list[submitit.Job]]:
-    """Submit the plan's arrays; returns at once with the recorded submissions and submitit jobs."""
+    """Submit the plan's arrays; returns at once with the submissions and submitit jobs.
+
+    Each array is recorded in the grid's ledger as soon as the scheduler accepts it, so a failure half-way
+    (SubmissionError) loses track of nothing and a resubmission submits only the rest.
+    """
     from orchestration.task import TrainAndEvaluate
 
     to_submit = plan.to_submit
@@ -96,18 +119,28 @@ def submit(plan: Plan) -> tuple[list[Submission], list[submitit.Job]]:
     jobs: list[submitit.Job] = []
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     with code_snapshot(output_root, grid) if first.launcher.snapshot else nullcontext():
-        for array in plan.arrays:
+        for index, array in enumerate(plan.arrays):
             launcher = array[0].launcher
             executor = make_executor(launcher, job_name=f"emorl-{grid}")
-            with executor.batch():
-                array_jobs = [executor.submit(TrainAndEvaluate(spec)) for spec in array]
-            for spec, job in zip(array, array_jobs, strict=True):
-                folder = str(job.paths.folder)
-                submissions.append(
-                    Submission(
-                        spec.run_key, spec.cell_key, spec.seed, job.job_id, folder, launcher.name, now
-                    )
+            try:
+                with executor.batch():
+                    array_jobs = [executor.submit(TrainAndEvaluate(spec)) for spec in array]
+            except Exception as exc:  # sbatch refused (submitit's FailedJobError), or it could not run
+                refused = [spec for rest in plan.arrays[index:] for spec in rest]
+                raise SubmissionError(submissions, refused, exc) from exc
+            accepted = [
+                Submission(
+                    spec.run_key,
+                    spec.cell_key,
+                    spec.seed,
+                    job.job_id,
+                    str(job.paths.folder),
+                    launcher.name,
+                    now,
                 )
+                for spec, job in zip(array, array_jobs, strict=True)
+            ]
+            append_ledger(output_root, grid, accepted)
+            submissions += accepted
             jobs += array_jobs
-    append_ledger(output_root, grid, submissions)
     return submissions, jobs

@@ -61,15 +61,12 @@ def dataset_checksums(data: DataConfig) -> dict[str, str]:
 class TrainAndEvaluate(submitit.helpers.Checkpointable):
     """Train ``spec`` (resuming from its checkpoints), evaluate FG-ARI/MSE/KL, all in one MLflow run."""
 
-    def __init__(self, spec: RunSpec, attempt: int = 0):
+    def __init__(self, spec: RunSpec):
         self.spec = spec
-        self.attempt = attempt
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
         """For submitit's requeue: a fresh copy (the trainer's checkpoint on disk carries the state)."""
-        return submitit.helpers.DelayedSubmission(
-            TrainAndEvaluate(self.spec, self.attempt + 1), *args, **kwargs
-        )
+        return submitit.helpers.DelayedSubmission(TrainAndEvaluate(self.spec), *args, **kwargs)
 
     def __call__(self) -> JobResult:
         env = task_environment()
@@ -79,7 +76,7 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
         node = os.environ.get("SLURMD_NODENAME", os.uname().nodename)
         print(
             f"run {self.spec.name} ({self.spec.run_key}): rank {env.global_rank}/{env.num_tasks} "
-            f"on {node}, attempt {self.attempt}",
+            f"on {node}, restart {os.environ.get('SLURM_RESTART_COUNT', '0')}",
             file=sys.stderr,
             flush=True,
         )
@@ -135,7 +132,6 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
             "cell_key": spec.cell_key,
             "run_key": spec.run_key,
             "seed": str(spec.seed),
-            "attempt": str(self.attempt),
             **{f"label.{axis}": label for axis, label in spec.labels.items()},
             **code_version(),
             **dataset_checksums(spec.config.data),
@@ -157,7 +153,7 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
     def _open(self, uri: str, env: TaskEnvironment) -> MLflowLogger:
         """Find or create the run by run_key; attach the resolved config and `pip freeze`."""
         from orchestration.tracking.logger import MLflowLogger
-        from orchestration.tracking.runs import open_run
+        from orchestration.tracking.runs import logged_steps, open_run
 
         spec = self.spec
         run_id = open_run(
@@ -168,7 +164,9 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
             tags=self._tags(env),
             output_dir=spec.output_dir,
         )
-        logger = MLflowLogger(uri, run_id, spool_dir=spec.output_dir / "mlflow-spool")
+        logger = MLflowLogger(
+            uri, run_id, spool_dir=spec.output_dir / "mlflow-spool", logged_steps=logged_steps(uri, run_id)
+        )
         logger.log_params(spec.cell_params)
         folder = Path(tempfile.mkdtemp(prefix="emorl-run-"))
         (folder / "config.json").write_text(json.dumps(spec.to_dict(), indent=2, sort_keys=True))

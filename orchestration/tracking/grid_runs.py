@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlflow.entities import RunData
 from mlflow.tracking import MlflowClient
 
 from orchestration.tracking.store import ensure_experiment
@@ -29,6 +30,7 @@ class TrackedRun:
     params: dict[str, str] = field(default_factory=dict)
     start_time: int | None = None  # ms since the epoch
     end_time: int | None = None  # ms since the epoch; None while the run is open
+    step: int | None = None  # the latest logged training step (of the progress metric)
 
 
 def tracked_runs(uri: str, experiment: str, grid: str) -> dict[str, TrackedRun]:
@@ -60,19 +62,17 @@ def tracked_runs(uri: str, experiment: str, grid: str) -> dict[str, TrackedRun]:
                     data.params,
                     info.start_time,
                     info.end_time,
+                    step=_step(data),
                 )
         token = page.token
         if not token:
             return runs
 
 
-def run_step(uri: str, run: TrackedRun) -> int | None:
-    """The latest logged training step of a run (from its progress metric's history)."""
-    key = next((name for name in PROGRESS_METRICS if name in run.metrics), None)
-    if key is None:
-        return None
-    history = MlflowClient(tracking_uri=uri).get_metric_history(run.run_id, key)
-    return max((metric.step for metric in history), default=None)
+def _step(data: RunData) -> int | None:
+    """The step of the progress metric: MLflow keeps each metric's value at its highest step."""
+    steps = {metric.key: metric.step for metric in data.to_proto().metrics}
+    return next((steps[name] for name in PROGRESS_METRICS if name in steps), None)
 
 
 History = dict[str, list[tuple[int, float]]]  # metric -> [(step, value)] in step order

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import FrameType
 
 from emorl.logging import Logger
+from orchestration.failures import END_REASON_TAG, FAILURE_KIND_TAG, exception_kind, exception_reason
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # a process of its own (experiments/train.py)
 
@@ -52,15 +53,22 @@ def tracked_run(
     logger: Logger | None, signals: Sequence[signal.Signals] = STOP_SIGNALS
 ) -> Iterator[StopRequest]:
     """Listen for ``signals`` in the block, then end the run: FINISHED, KILLED when the block says it was
-    preempted or an interrupt ended it, FAILED with its traceback attached when the block raised. Without
-    a logger (ranks other than 0) only the signals are handled."""
+    preempted or an interrupt ended it, FAILED with its traceback attached when the block raised (tagged
+    with the exception and its ``failure_kind``). Without a logger (ranks other than 0) only the signals
+    are handled."""
     stop = StopRequest(signals)
     try:
         yield stop
     except BaseException as exc:
         if logger is not None:
             attach_traceback(logger, exc)
-            logger.close("KILLED" if isinstance(exc, KeyboardInterrupt | SystemExit) else "FAILED")
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                logger.close("KILLED")
+            else:
+                logger.set_tags(
+                    {END_REASON_TAG: exception_reason(exc), FAILURE_KIND_TAG: exception_kind(exc).value}
+                )
+                logger.close("FAILED")
         raise
     else:
         if logger is not None:

@@ -40,8 +40,13 @@ class MLflowLogger:
         spool_dir: str | Path | None = None,
         flush_interval_s: float = 2.0,
         retry_interval_s: float = 5.0,
+        logged_steps: Mapping[str, int] | None = None,
     ):
+        """``logged_steps``: the last step each metric already has in the run (``runs.logged_steps``);
+        metrics at or before it are dropped, so a run resumed from an older checkpoint (after a hard kill)
+        never logs a step twice."""
         self.tracking_uri, self.run_id = tracking_uri, run_id
+        self._logged_steps = dict(logged_steps or {})
         self.spool_dir = Path(spool_dir) if spool_dir else None
         self.flush_interval_s, self.retry_interval_s = flush_interval_s, retry_interval_s
         self._client = MlflowClient(tracking_uri)
@@ -65,7 +70,13 @@ class MLflowLogger:
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         now = int(time.time() * 1000)
-        self._queue.put(("metrics", [Metric(key, float(value), now, step) for key, value in metrics.items()]))
+        fresh = [
+            Metric(key, float(value), now, step)
+            for key, value in metrics.items()
+            if step > self._logged_steps.get(key, -1)
+        ]
+        if fresh:
+            self._queue.put(("metrics", fresh))
 
     def log_image(self, key: str, image: np.ndarray, step: int) -> None:
         from PIL import Image

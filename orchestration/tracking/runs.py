@@ -5,14 +5,16 @@ every (re)start, paused when preempted.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from mlflow.entities import RunStatus
+from mlflow.entities import Metric, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
 from orchestration.tracking.store import ensure_experiment
 
+ATTEMPT_TAG = "attempt"
 RUN_RECORD = "mlflow_run.json"  # in a run's output folder: which MLflow run it reports to
 
 
@@ -50,7 +52,8 @@ def open_run(
 ) -> str:
     """The run of this training: the one recorded in ``output_dir`` (a resume, even with a longer
     ``training.iters``), else the one tagged ``run_key``, else a new one. A found run is set RUNNING
-    again; the choice is recorded in ``output_dir``. Returns the run id."""
+    again; the choice is recorded in ``output_dir``. Every (re)start is an attempt (tag ``attempt``: 0,
+    then one more per requeue, retry or resubmission). Returns the run id."""
     client = MlflowClient(tracking_uri)
     experiment_id = ensure_experiment(tracking_uri, experiment_name, client)
     all_tags = {"run_key": run_key, **{key: str(value) for key, value in (tags or {}).items()}}
@@ -58,8 +61,11 @@ def open_run(
         run_key, experiment_name, tracking_uri
     )
     if run_id is None:
+        all_tags[ATTEMPT_TAG] = "0"
         run_id = client.create_run(experiment_id, tags=all_tags, run_name=run_name).info.run_id
     else:
+        previous = client.get_run(run_id).data.tags.get(ATTEMPT_TAG, "-1")
+        all_tags[ATTEMPT_TAG] = str(int(previous) + 1 if previous.lstrip("-").isdigit() else 0)
         client.update_run(run_id, status="RUNNING")
         for key, value in all_tags.items():
             client.set_tag(run_id, key, value)
@@ -72,10 +78,46 @@ def open_run(
     return run_id
 
 
+def logged_steps(tracking_uri: str, run_id: str) -> dict[str, int]:
+    """The last step each metric of the run has (MLflow keeps each key's value at its highest step)."""
+    data = MlflowClient(tracking_uri).get_run(run_id).data.to_proto()
+    return {metric.key: metric.step for metric in data.metrics}
+
+
 def run_status(run_id: str, tracking_uri: str) -> str:
     """The run's status as MLflow reports it (RUNNING, FINISHED, FAILED, KILLED, ...)."""
     status = MlflowClient(tracking_uri).get_run(run_id).info.status
     return status if isinstance(status, str) else RunStatus.to_string(status)
+
+
+def end_run(tracking_uri: str, run_id: str, status: str, tags: Mapping[str, str]) -> None:
+    """End a run from outside its job (which is gone): tag why, then set its final status."""
+    tag_run(tracking_uri, run_id, tags)
+    MlflowClient(tracking_uri).set_terminated(run_id, status=status)
+
+
+def tag_run(tracking_uri: str, run_id: str, tags: Mapping[str, str]) -> None:
+    """Set tags on a run from outside its job."""
+    client = MlflowClient(tracking_uri)
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+
+
+def log_cost(
+    tracking_uri: str,
+    run_id: str,
+    per_job: Sequence[tuple[int, Mapping[str, float]]],
+    totals: Mapping[str, float],
+    step: int,
+    tags: Mapping[str, str],
+) -> None:
+    """Log what a run's ended jobs cost: per-job metrics at their index, the totals at ``step``."""
+    now = int(time.time() * 1000)
+    metrics = [Metric(key, value, now, index) for index, values in per_job for key, value in values.items()]
+    metrics += [Metric(key, value, now, step) for key, value in totals.items()]
+    MlflowClient(tracking_uri).log_batch(
+        run_id, metrics=metrics, tags=[RunTag(key, value) for key, value in tags.items()]
+    )
 
 
 def pause_run(tracking_uri: str, run_id: str, step: int) -> None:

@@ -19,6 +19,13 @@ def local_tracking_uri(root: str | Path) -> str:
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
+def store_exists(tracking_uri: str) -> bool:
+    """False for an embedded SQLite store whose file is not there yet (reading it would create it)."""
+    if tracking_uri.startswith("sqlite:///"):
+        return Path(tracking_uri.removeprefix("sqlite:///")).is_file()
+    return True
+
+
 class TrackingUnavailable(RuntimeError):
     """The tracking store cannot be reached; the message says which and how to fix it."""
 

@@ -49,10 +49,7 @@ def test_zip_axes_move_together(composer):
         ]
     )
     specs = expand_grid(grid, composer)
-    pairs = {
-        (s.config.eval.refinement_steps, s.config.training.refinement_curriculum[0][1])
-        for s in specs
-    }
+    pairs = {(s.config.eval.refinement_steps, s.config.training.refinement_curriculum[0][1]) for s in specs}
     assert pairs == {(0, 0), (3, 3)}
 
 
@@ -127,8 +124,14 @@ def test_invalid_grid_lists_every_error_of_every_run_at_once(composer):
     text = "\n".join(caught.value.errors)
     assert "model.no_such_key" in text
     assert "model.prior='sideways'" in text
-    # the bad iters value is reported for the run that is otherwise fine, too
-    assert "run [model.prior=reversed_plusplus,seed=1]" in text and "training.iters" in text
+    # each problem once, with the runs it affects (the bad iters also in the runs that are otherwise fine)
+    (prior,) = [error for error in caught.value.errors if "model.prior='sideways'" in error]
+    assert prior.endswith("(2 runs: [model.prior=sideways,seed=1], [model.prior=sideways,seed=2])")
+    (iters,) = [error for error in caught.value.errors if "training.iters" in error]
+    assert iters.endswith(
+        "(4 runs: [model.prior=reversed_plusplus,seed=1], [model.prior=reversed_plusplus,seed=2], "
+        "[model.prior=sideways,seed=1] and 1 more)"
+    )
 
 
 def test_structural_errors_are_collected_together(composer):

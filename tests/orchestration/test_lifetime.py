@@ -15,9 +15,13 @@ class RecordingLogger:
     def __init__(self) -> None:
         self.artifacts: dict[str, str] = {}
         self.status: str | None = None
+        self.tags: dict[str, str] = {}
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.artifacts[f"{artifact_path}/{Path(path).name}"] = Path(path).read_text()
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self.tags.update(tags)
 
     def close(self, status: str = "FINISHED") -> None:
         self.status = status
@@ -44,6 +48,17 @@ def test_an_error_fails_the_run_with_its_traceback():
     with pytest.raises(RuntimeError), tracked_run(logger):
         raise RuntimeError("no data")
     assert logger.status == "FAILED" and "RuntimeError: no data" in logger.artifacts["run/traceback.txt"]
+    assert logger.tags == {"end_reason": "RuntimeError: no data", "failure_kind": "deterministic"}
+
+
+def test_a_lost_connection_between_ranks_is_an_infrastructure_failure():
+    class DistNetworkError(RuntimeError):  # torch.distributed's, by name: no torch import needed
+        pass
+
+    logger = RecordingLogger()
+    with pytest.raises(DistNetworkError), tracked_run(logger):
+        raise DistNetworkError("Connection reset by peer")
+    assert logger.tags["failure_kind"] == "infrastructure"
 
 
 def test_a_second_sigint_interrupts_at_once_and_the_run_is_killed():

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,64 +11,23 @@ from mlflow.tracking import MlflowClient
 
 from emorl.train import train
 from emorl.train.checkpoint import latest_checkpoint, load_checkpoint
-from orchestration.compose import CONF_DIR, Composer
-from orchestration.grid import expand_grid
+from orchestration.compose import CONF_DIR
 from orchestration.ledger import read_ledger
-from orchestration.plan import Decision, decide, make_plan
+from orchestration.plan import Decision
 from orchestration.scheduler import live_slurm_jobs
 from orchestration.status import RunState, grid_status
 from orchestration.submit import submit
 from orchestration.tracking.grid_runs import tracked_runs
 from orchestration.wait import wait_for
+from tests.orchestration.slurm_grids import expand, job_count, plan_for, run_entry_point
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
-REPO = Path(__file__).resolve().parents[2]
-
-# Toy size: a few steps of a small model on generated Tetrominoes, evaluated on 8 images.
-TINY = {
-    "dataset": "tetrominoes",
-    "data.root": "${output_root}/data",
-    "data.generate_if_missing": True,
-    "data.generate_train": 64,
-    "data.generate_test": 16,
-    "data.num_workers": 0,
-    "model.z_size": 8,
-    "training.batch_size": 4,
-    "training.iters": 10,
-    "training.warmup_steps": 2,
-    "training.refinement_curriculum": [[-1, 1]],
-    "training.log_every": 5,
-    "eval.num_images": 8,
-    "eval.batch_size": 8,
-    "eval.refinement_steps": 1,
-    "launcher.timeout_min": 20,
-}
 
 
 @pytest.fixture(autouse=True)
 def _needs_the_training_config():
     if not (CONF_DIR / "train.yaml").is_file():
         pytest.skip("experiments/conf/train.yaml (the trainer's primary config) is not there yet")
-
-
-def expand(name: str, root: Path, base: dict | None = None, axes: list | None = None, seeds=(1,)) -> list:
-    grid = {"name": name, "base": {**TINY, **(base or {})}, "axes": axes or [], "seeds": list(seeds)}
-    composer = Composer("ablation_grid", ["launcher=slurm", f"output_root={root}", f"grid.name={name}"])
-    return expand_grid(grid, composer)
-
-
-def plan_for(specs: list):
-    first = specs[0]
-    uri = first.tracking.uri
-    statuses = {key: run.status for key, run in tracked_runs(uri, first.experiment, first.grid).items()}
-    decisions = decide(
-        specs, statuses, read_ledger(first.output_root, first.grid), live_slurm_jobs()
-    )
-    return make_plan(specs, decisions, max_array_size=1001)
-
-
-def job_count(cluster) -> int:
-    return len(cluster.run("sacct", "-X", "-n", "-P", "-o", "JobID", "-S", "2020-01-01").split())
 
 
 @pytest.fixture(scope="module")
@@ -161,9 +116,7 @@ def test_a_crashing_job_is_failed_in_mlflow_and_in_status_with_its_log_tail(slur
     uri = spec.tracking.uri
     tracked = tracked_runs(uri, spec.experiment, "crash")
     assert tracked[spec.run_key].status == "FAILED"
-    (cell,) = grid_status(
-        [spec], tracked, read_ledger(spec.output_root, "crash"), live_slurm_jobs()
-    )
+    (cell,) = grid_status([spec], tracked, read_ledger(spec.output_root, "crash"), live_slurm_jobs())
     assert cell.states == {1: RunState.FAILED}
     assert "does not exist" in cell.failures[1]
 
@@ -194,25 +147,15 @@ def test_a_preempted_job_requeues_and_resumes_from_its_checkpoint_in_the_same_ru
     assert steps == sorted(set(steps)) and steps[-1] == 60  # continued from the checkpoint, never from 0
 
 
-def run_entry_point(*overrides: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, str(REPO / "experiments" / "ablation_grid.py"), *overrides],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=300,
-    )
-
-
 def test_an_invalid_grid_is_rejected_with_every_error_and_nothing_is_queued(slurm_cluster, tmp_path):
     before = job_count(slurm_cluster)
     done = run_entry_point(
         "grid=demo", "launcher=slurm", f"output_root={tmp_path}", "model.prior=sideways", "training.iters=-1"
     )
     assert done.returncode == 2
-    assert done.stderr.count("model.prior='sideways'") == 4 and done.stderr.count("training.iters=-1") == 4
+    # each problem once, with the runs it affects (it was once per run: 4 runs, 8 lines)
+    assert done.stderr.count("model.prior='sideways'") == 1 and done.stderr.count("training.iters=-1") == 1
+    assert "(4 runs: " in done.stderr
     assert "nothing was submitted" in done.stderr
     assert job_count(slurm_cluster) == before
 
@@ -225,3 +168,4 @@ def test_the_dry_run_prints_the_plan_and_submits_nothing(slurm_cluster, tmp_path
     assert "dry run: nothing submitted" in done.stdout
     assert job_count(slurm_cluster) == before
     assert not (tmp_path / "demo" / "submissions.jsonl").exists()
+    assert not (tmp_path / "mlflow.db").exists()  # a dry run writes nothing

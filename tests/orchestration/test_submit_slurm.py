@@ -26,6 +26,7 @@ def test_a_rank_that_dies_ends_the_whole_job(slurm_cluster, tmp_path):
             "name": "slurm",
             "folder": str(tmp_path / "%j"),
             "max_num_timeout": 0,
+            "max_retries": 0,
             "partition": "multi",
             "account": None,
             "qos": None,

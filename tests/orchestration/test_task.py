@@ -46,9 +46,7 @@ def test_a_run_is_trained_evaluated_and_finished_in_one_tagged_mlflow_run(tmp_pa
         assert run.tags[tag], tag
     assert run.tags["run_key"] == spec.run_key and run.tags["seed"] == "3"
     assert run.params["cell"] == "all" and run.tags["mlflow.runName"] == "seed 3"
-    artifacts = {
-        a.path for a in MlflowClient(spec.tracking.uri).list_artifacts(run.run_id, "run")
-    }
+    artifacts = {a.path for a in MlflowClient(spec.tracking.uri).list_artifacts(run.run_id, "run")}
     assert artifacts == {"run/config.json", "run/requirements.txt"}
 
     again = TrainAndEvaluate(spec)()
@@ -59,7 +57,7 @@ def test_checkpoint_requeues_a_fresh_picklable_copy_for_the_next_attempt(tmp_pat
     spec = one_run(tmp_path, "requeue")
     delayed = TrainAndEvaluate(spec).checkpoint()
     copy = pickle.loads(pickle.dumps(delayed.function))
-    assert copy.spec == spec and copy.attempt == 1
+    assert isinstance(copy, TrainAndEvaluate) and copy.spec == spec
 
 
 def test_usr2_checkpoints_and_the_next_attempt_continues_the_same_run(tmp_path):
@@ -76,15 +74,30 @@ def test_usr2_checkpoints_and_the_next_attempt_continues_the_same_run(tmp_path):
     (paused,) = runs_of(spec).values()
     assert paused.status == "RUNNING" and paused.tags["preempted_at_step"] == str(first["step"])
 
-    second = TrainAndEvaluate(spec, attempt=1)()
+    second = TrainAndEvaluate(spec)()
     assert second["step"] == 8
     (run,) = runs_of(spec).values()
     assert run.run_id == paused.run_id and run.status == "FINISHED" and run.tags["attempt"] == "1"
-    steps = [
-        m.step
-        for m in MlflowClient(spec.tracking.uri).get_metric_history(run.run_id, "train/nll")
-    ]
+    steps = [m.step for m in MlflowClient(spec.tracking.uri).get_metric_history(run.run_id, "train/nll")]
     assert steps == sorted(set(steps))
+
+
+def test_a_resume_from_an_older_checkpoint_never_logs_a_step_twice(tmp_path):
+    cadence = {"training.iters": 8, "training.log_every": 1, "training.checkpoint_every_steps": 2}
+    spec = one_run(tmp_path, "older", **cadence, **{"training.keep_checkpoints": 10})
+    TrainAndEvaluate(spec)()
+    (run,) = runs_of(spec).values()
+    # what a hard kill after step 8 leaves: a RUNNING run, and (say) only the step-4 checkpoint on disk
+    MlflowClient(spec.tracking.uri).update_run(run.run_id, status="RUNNING")
+    for path in (spec.output_dir / "checkpoints").glob("step-*.pt"):
+        if path.name != "step-00000004.pt":
+            path.unlink()
+    assert TrainAndEvaluate(spec)()["step"] == 8
+    client = MlflowClient(spec.tracking.uri)
+    for key in ("train/nll", "eval/fg_ari"):
+        steps = [metric.step for metric in client.get_metric_history(run.run_id, key)]
+        assert steps == sorted(set(steps)), key
+    assert client.get_run(run.run_id).data.tags["attempt"] == "1"
 
 
 def test_a_crash_ends_the_run_failed_with_its_traceback(tmp_path):
@@ -95,7 +108,6 @@ def test_a_crash_ends_the_run_failed_with_its_traceback(tmp_path):
         TrainAndEvaluate(spec)()
     (run,) = runs_of(spec).values()
     assert run.status == "FAILED"
-    artifacts = {
-        a.path for a in MlflowClient(spec.tracking.uri).list_artifacts(run.run_id, "run")
-    }
+    artifacts = {a.path for a in MlflowClient(spec.tracking.uri).list_artifacts(run.run_id, "run")}
     assert "run/traceback.txt" in artifacts
+    assert run.tags["failure_kind"] == "deterministic" and "does not exist" in run.tags["end_reason"]

@@ -9,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from orchestration.tracking.logger import MLflowLogger
-from orchestration.tracking.runs import find_run, open_run, run_status
+from orchestration.tracking.runs import find_run, logged_steps, open_run, run_status
 from orchestration.tracking.spool import replay_spool
 from orchestration.tracking.store import ensure_experiment, local_tracking_uri
 
@@ -57,6 +57,25 @@ def test_logger_delivers_params_metrics_images_and_status(mlflow_server: str, tm
     ]
     assert [a.path for a in client.list_artifacts(run_id, "checkpoints")] == ["checkpoints/step-00000050.pt"]
     assert run.info.status == "FINISHED"
+
+
+def test_a_resumed_run_drops_the_steps_it_already_has_and_counts_its_attempts(mlflow_server: str):
+    run_id = open_run(mlflow_server, "resume", "key-resume")
+    first = MLflowLogger(mlflow_server, run_id, flush_interval_s=0.2)
+    for step in range(1, 8):  # a hard kill after step 7; the last checkpoint was at step 4
+        first.log_metrics({"train/nll": float(step)}, step)
+    first.close("FINISHED")
+    again = open_run(mlflow_server, "resume", "key-resume")
+    assert logged_steps(mlflow_server, again) == {"train/nll": 7}
+    resumed = MLflowLogger(
+        mlflow_server, again, flush_interval_s=0.2, logged_steps=logged_steps(mlflow_server, again)
+    )
+    for step in range(5, 11):
+        resumed.log_metrics({"train/nll": float(step), "eval/fg_ari": 0.5}, step)
+    resumed.close("FINISHED")
+    assert metric_steps(mlflow_server, run_id, "train/nll") == list(range(1, 11))
+    assert metric_steps(mlflow_server, run_id, "eval/fg_ari") == list(range(5, 11))  # a new key: all of it
+    assert MlflowClient(mlflow_server).get_run(run_id).data.tags["attempt"] == "1"
 
 
 def test_changed_param_on_resume_keeps_the_rest(mlflow_server: str):
@@ -127,7 +146,6 @@ def test_local_store_keeps_artifacts_next_to_its_database(tmp_path: Path, monkey
     assert list((tmp_path / "store" / "mlartifacts").rglob("train_input_00000001.png"))
     assert not (tmp_path / "mlruns").exists()
     assert run_status(run_id, uri) == "FINISHED"
-
 
 
 class LateLookupClient(MlflowClient):
