@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from emorl.config import MINIMUM, ConfigError, typed_values
 
@@ -114,6 +115,12 @@ class TrackingConfig:
             )
         if not self.uri:
             errors.append("tracking.uri is not set; choose tracking=local or tracking=server")
+        elif urlsplit(self.uri).password is not None:
+            errors.append(
+                "tracking.uri holds a password, which would be written into configs, tags and submitit's "
+                "pickles; give the URI without it and set MLFLOW_TRACKING_USERNAME and "
+                "MLFLOW_TRACKING_PASSWORD in the environment"
+            )
         return errors
 
 

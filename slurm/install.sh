@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install the Debian packages of the single-host SLURM test cluster: SLURM 22.05 (slurmctld, slurmd, clients),
-# munge, and slurmdbd + MariaDB for accounting (`sacct`; submitit needs it). Quick no-op when all are installed;
-# `apt-get update` runs only when a package has no install candidate yet. Needs root (or sudo).
+# munge, slurmdbd + MariaDB for accounting (`sacct`; submitit needs it), and PostgreSQL for the lab tracking
+# server's tests (tests/fixtures/postgres_server.py runs its own initdb + pg_ctl). Quick no-op when all are
+# installed; `apt-get update` runs only when a package has no install candidate yet. Needs root (or sudo).
 set -euo pipefail
 
-PACKAGES=(slurm-wlm munge slurmdbd mariadb-server)
+PACKAGES=(slurm-wlm munge slurmdbd mariadb-server postgresql)
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 

@@ -8,5 +8,6 @@ os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
 pytest_plugins = [
     "tests.fixtures.datasets",
     "tests.fixtures.mlflow_server",
+    "tests.fixtures.postgres_server",
     "tests.fixtures.slurm_cluster",
 ]

@@ -1,7 +1,9 @@
-"""The tracking store: its URI, whether it can be reached, and experiments created safely by many jobs."""
+"""The tracking store: its URI, whether it can be reached (and takes the login from the environment), and
+experiments created safely by many jobs."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from mlflow.exceptions import MlflowException
@@ -30,6 +32,34 @@ class TrackingUnavailable(RuntimeError):
     """The tracking store cannot be reached; the message says which and how to fix it."""
 
 
+CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+
+
+def refusal(tracking_uri: str, exc: MlflowException) -> str | None:
+    """What to say when the server answered 401/403 (credentials missing, wrong, or without permission);
+    None for any other failure. The credentials themselves are never part of the message."""
+    status = exc.get_http_status_code()
+    if status not in (401, 403):
+        return None
+    given = [name for name in CREDENTIALS if os.environ.get(name)]
+    if status == 403:
+        user = os.environ.get(CREDENTIALS[0], "?")
+        return (
+            f"the MLflow server {tracking_uri} refused user {user!r} permission (HTTP 403); ask the server's "
+            "admin for EDIT or MANAGE permission on the experiment, or use another MLFLOW_TRACKING_USERNAME"
+        )
+    if len(given) < len(CREDENTIALS):
+        missing = " and ".join(name for name in CREDENTIALS if name not in given)
+        return (
+            f"the MLflow server {tracking_uri} requires a login (HTTP 401) and {missing} is not set; "
+            "export MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+        )
+    return (
+        f"the MLflow server {tracking_uri} refused the login of user {os.environ[CREDENTIALS[0]]!r} "
+        "(HTTP 401: wrong user name or password); check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+    )
+
+
 def ensure_experiment(tracking_uri: str, name: str, client: MlflowClient | None = None) -> str:
     """The experiment's id, creating it if needed. Safe when a grid's jobs start together. With an embedded
     SQLite store its artifacts go next to the database file (``<root>/mlartifacts``), not into ``./mlruns``
@@ -38,6 +68,9 @@ def ensure_experiment(tracking_uri: str, name: str, client: MlflowClient | None 
     try:
         experiment = client.get_experiment_by_name(name)
     except MlflowException as exc:
+        refused = refusal(tracking_uri, exc)
+        if refused:
+            raise TrackingUnavailable(refused) from None  # MLflow's own message only repeats it
         reason = str(exc).splitlines()[0][:300]
         raise TrackingUnavailable(
             f"the MLflow tracking store {tracking_uri} cannot be reached ({reason}); start the server "

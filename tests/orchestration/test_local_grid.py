@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -32,11 +33,14 @@ TINY = [
 ]
 
 
-def ablation_grid(root: Path, *overrides: str) -> subprocess.CompletedProcess:
-    """Run the entry point; output through files: local jobs inherit (and keep open) its stdout."""
-    command = [sys.executable, str(REPO / "experiments" / "ablation_grid.py"), *TINY, f"output_root={root}"]
+def ablation_grid(
+    root: Path, *overrides: str, base: Sequence[str] = TINY, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run the entry point (``base`` overrides, then ``overrides``; ``env`` for os.environ); output
+    through files: local jobs inherit (and keep open) its stdout."""
+    command = [sys.executable, str(REPO / "experiments" / "ablation_grid.py"), *base, f"output_root={root}"]
     with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        env = {**(os.environ if env is None else env), "OMP_NUM_THREADS": "1"}
         done = subprocess.run(
             command + list(overrides), stdout=stdout, stderr=stderr, text=True, env=env, cwd=REPO, timeout=600
         )
