@@ -19,7 +19,7 @@ from orchestration.tracking.grid_runs import log_tables
 
 @dataclass(frozen=True)
 class ReportSettings:
-    """What the tables show; the ``tables`` entry point's keys (experiments/conf/tables.yaml)."""
+    """What the tables show: the entry points' ``tables`` keys (experiments/conf/ablation_grid.yaml)."""
 
     layout: str = "generic"  # generic | table1 | table2
     formats: Sequence[str] = tuple(FORMATS)
@@ -31,18 +31,21 @@ class ReportSettings:
 
     @classmethod
     def from_config(cls, tables: Mapping[str, object], grid: Mapping[str, object]) -> ReportSettings:
-        """From the entry points' ``tables`` keys; a null layout or paper is the grid's ``table`` choice."""
+        """From the entry points' ``tables`` keys; a null layout or paper is the grid's ``table`` choice (its
+        paper column only with its own layout)."""
         chosen = dict(grid.get("table") or {})
         layout = tables.get("layout") or chosen.get("layout") or "generic"
         if layout not in LAYOUTS:
             raise ValueError(f"tables.layout={layout!r} is not known (choose one of {', '.join(LAYOUTS)})")
         paper = tables.get("paper")
+        if paper is None:
+            paper = chosen.get("paper", False) if layout == chosen.get("layout") else False
         return cls(
             layout=str(layout),
             formats=tuple(parse_formats(tables.get("formats", "all"))),
             metrics=tuple(tables.get("metrics") or PAPER_METRICS),
             include_collapsed=bool(tables.get("include_collapsed", True)),
-            paper=bool(chosen.get("paper", False) if paper is None else paper),
+            paper=bool(paper),
             bootstrap=int(tables.get("bootstrap") or 0),
             plots=bool(tables.get("plots", True)),
         )
@@ -59,6 +62,8 @@ LAUNCH_ONLY = ("dry_run", "wait", "progress", "print_format", "output", "log_to_
 
 @dataclass(frozen=True)
 class Report:
+    """What was written: the Markdown text, the files, the cells behind them, and the table run's id."""
+
     markdown: str
     files: list[Path]
     cells: pd.DataFrame
@@ -66,6 +71,7 @@ class Report:
 
 
 def tables_folder(output_root: str | Path, grid: str) -> Path:
+    """Where a grid's tables go: ``<output_root>/<grid>/tables``."""
     return Path(output_root) / grid / "tables"
 
 

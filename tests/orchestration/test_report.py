@@ -144,6 +144,7 @@ def test_settings_follow_the_grids_table_choice_unless_overridden():
     assert ReportSettings.from_config({"layout": None, "paper": None}, grid).layout == "table1"
     assert ReportSettings.from_config({"layout": None, "paper": None}, grid).paper is True
     assert ReportSettings.from_config({"layout": "generic", "paper": False}, grid).paper is False
+    assert ReportSettings.from_config({"layout": "generic", "paper": None}, grid).paper is False
     assert ReportSettings.from_config({}, {}).layout == "generic"
     with pytest.raises(ValueError, match=r"tables\.layout='table3' is not known"):
         ReportSettings.from_config({"layout": "table3"}, {})
