@@ -53,6 +53,7 @@ class LauncherConfig:
     signal_delay_s: int
     max_num_timeout: int
     setup: tuple[str, ...]
+    python: str | None  # the command that starts Python in a job (None: this one), e.g. in a container
     snapshot: bool = of_the_submission()
     hold: bool
     profile: str | None = of_the_submission()
