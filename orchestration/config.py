@@ -54,6 +54,7 @@ class LauncherConfig:
     max_num_timeout: int
     max_retries: int = dataclasses.field(metadata={MINIMUM: 0, SHAPES_A_JOB: False})  # after infra failures
     setup: tuple[str, ...]
+    python: str | None  # the command that starts Python in a job (None: this one), e.g. in a container
     snapshot: bool = of_the_submission()
     hold: bool
     profile: str | None = of_the_submission()

@@ -26,7 +26,7 @@ def make_executor(launcher: LauncherConfig, job_name: str) -> submitit.Executor:
         return submitit.DebugExecutor(launcher.folder)
     common = {"signal_delay_s": launcher.signal_delay_s, "setup": list(launcher.setup)}
     if launcher.name == "local":
-        executor = submitit.LocalExecutor(launcher.folder)
+        executor = submitit.LocalExecutor(launcher.folder, python=launcher.python)
         executor.update_parameters(
             timeout_min=launcher.timeout_min,
             tasks_per_node=launcher.tasks_per_node,
@@ -34,7 +34,9 @@ def make_executor(launcher: LauncherConfig, job_name: str) -> submitit.Executor:
             **common,
         )
         return executor
-    executor = submitit.SlurmExecutor(launcher.folder, max_num_timeout=launcher.max_num_timeout)
+    executor = submitit.SlurmExecutor(
+        launcher.folder, max_num_timeout=launcher.max_num_timeout, python=launcher.python
+    )
     optional = {
         "partition": launcher.partition,
         "account": launcher.account,
