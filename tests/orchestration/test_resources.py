@@ -41,6 +41,7 @@ BASE = LauncherConfig(
     max_num_timeout=10,
     max_retries=2,
     setup=(),
+    python=None,
     snapshot=False,
     hold=False,
     profile=None,
