@@ -9,6 +9,7 @@ run's costed jobs), ``cost/elapsed_hours`` and ``cost/gpu_hours`` (the totals so
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 from orchestration.ledger import Submission
@@ -56,12 +57,7 @@ def record_costs(
         totals = {ELAPSED_HOURS: elapsed, GPU_HOURS: gpu}
         tag = ",".join([*sorted(counted[key]), *fresh])
         log_cost(uri, run.run_id, rows, totals, index - 1, {COSTED_TAG: tag})
-        updated[key] = TrackedRun(
-            run.run_id,
-            run.run_key,
-            run.status,
-            {**run.metrics, **totals},
-            {**run.tags, COSTED_TAG: tag},
-            run.step,
+        updated[key] = dataclasses.replace(
+            run, metrics={**run.metrics, **totals}, tags={**run.tags, COSTED_TAG: tag}
         )
     return updated
