@@ -23,6 +23,7 @@ import submitit
 from orchestration.job_environment import TaskEnvironment, export_distributed_environment, task_environment
 from orchestration.run_spec import RunSpec
 from orchestration.tracking.lifetime import StopRequest, tracked_run
+from orchestration.tracking.store import is_outage
 
 if TYPE_CHECKING:  # imported where used: submitting a grid needs neither torch nor the MLflow logger
     from emorl.config import DataConfig
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # imported where used: submitting a grid needs neither torch 
 EVAL_TYPE = "ari_mse_kl"
 JobResult = dict[str, str | float]  # run_key, step, the metrics (or "preempted", "skipped")
 REPO_ROOT = Path(__file__).resolve().parent.parent
+SPOOL_DIR = "mlflow-spool"  # in a run's output folder
 
 
 def code_version(repo: Path = REPO_ROOT) -> dict[str, str]:
@@ -86,10 +88,8 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
         with tracked_run(logger, signals=(signal.SIGUSR2,)) as stop:
             result = self._train_and_evaluate(logger, stop)
         if stop.preempted:
-            from orchestration.tracking.runs import pause_run
-
             if logger is not None:
-                pause_run(uri, logger.run_id, result["step"])
+                self._pause(logger, result["step"])
             requeue = signal.getsignal(signal.SIGUSR2)
             if callable(requeue):
                 requeue(signal.SIGUSR2, None)  # submitit: checkpoint() and requeue, then exit
@@ -120,10 +120,27 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
         return {**summary, **metrics, "diagnosis": results.get("diagnosis", {}).get("label")}
 
     def _finished(self, uri: str) -> bool:
+        """Whether the run is FINISHED in MLflow; False when the server cannot say (it is down)."""
         from orchestration.tracking.runs import find_run, run_status
 
-        run_id = find_run(self.spec.run_key, self.spec.experiment, uri)
-        return run_id is not None and run_status(run_id, uri) == "FINISHED"
+        try:
+            run_id = find_run(self.spec.run_key, self.spec.experiment, uri)
+            return run_id is not None and run_status(run_id, uri) == "FINISHED"
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            return False
+
+    def _pause(self, logger: MLflowLogger, step: int) -> None:
+        from orchestration.tracking.runs import pause_run
+
+        if logger.run_id is None:
+            return  # never opened: the spool carries the run, and the next attempt opens it
+        try:
+            pause_run(logger.tracking_uri, logger.run_id, step)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
 
     def _tags(self, env: TaskEnvironment) -> dict[str, str]:
         spec = self.spec
@@ -151,22 +168,30 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
         return tags
 
     def _open(self, uri: str, env: TaskEnvironment) -> MLflowLogger:
-        """Find or create the run by run_key; attach the resolved config and `pip freeze`."""
+        """Deliver what an earlier attempt spooled, find or create the run by run_key, attach the resolved
+        config and `pip freeze`. With the server down the job trains anyway: the logger opens the run
+        when the server answers (or the spool carries it to the next attempt)."""
         from orchestration.tracking.logger import MLflowLogger
-        from orchestration.tracking.runs import logged_steps, open_run
+        from orchestration.tracking.runs import RunOpening
+        from orchestration.tracking.spool import deliver_spools
 
         spec = self.spec
-        run_id = open_run(
-            uri,
-            spec.experiment,
-            spec.run_key,
-            run_name=spec.name,
-            tags=self._tags(env),
-            output_dir=spec.output_dir,
-        )
-        logger = MLflowLogger(
-            uri, run_id, spool_dir=spec.output_dir / "mlflow-spool", logged_steps=logged_steps(uri, run_id)
-        )
+        opening = RunOpening(spec.experiment, spec.run_key, spec.name, self._tags(env), str(spec.output_dir))
+        spools = spec.output_dir / SPOOL_DIR
+        try:
+            deliver_spools(spools, uri)
+            run_id, steps = opening.open(uri)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            print(
+                f"MLflow at {uri} unreachable ({type(exc).__name__}); training anyway, the run opens in "
+                "MLflow when the server answers",
+                file=sys.stderr,
+                flush=True,
+            )
+            run_id, steps = None, {}
+        logger = MLflowLogger(uri, run_id, opening=opening, spool_dir=spools, logged_steps=steps)
         logger.log_params(spec.cell_params)
         folder = Path(tempfile.mkdtemp(prefix="emorl-run-"))
         (folder / "config.json").write_text(json.dumps(spec.to_dict(), indent=2, sort_keys=True))

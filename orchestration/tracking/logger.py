@@ -4,7 +4,8 @@ It implements ``emorl.logging.Logger``. Calls only enqueue; one background threa
 ``MlflowClient.log_batch`` (a synchronous ``log_metric`` costs ~70 ms through a server), and params, images
 and artifacts as they come. When the server is unreachable the thread keeps everything queued and retries;
 if it is still unreachable at ``close``, the undelivered records go to a spool file (``spool``) that is
-delivered later. Nothing is lost, nothing raises.
+delivered later. A logger may also start without a run (the server was down when the job started): it then
+opens the run itself once the server answers. Nothing is lost, nothing raises.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from mlflow.entities import Metric, Param, RunTag
@@ -24,6 +25,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from orchestration.tracking.spool import MAX_METRICS_PER_BATCH, MAX_PARAMS_PER_BATCH, Pending, write_spool
+
+if TYPE_CHECKING:
+    from orchestration.tracking.runs import RunOpening
 
 MAX_PARAM_LENGTH = 6000
 STATUSES = ("FINISHED", "FAILED", "KILLED")
@@ -35,8 +39,9 @@ class MLflowLogger:
     def __init__(
         self,
         tracking_uri: str,
-        run_id: str,
+        run_id: str | None,
         *,
+        opening: RunOpening | None = None,
         spool_dir: str | Path | None = None,
         flush_interval_s: float = 2.0,
         retry_interval_s: float = 5.0,
@@ -44,8 +49,11 @@ class MLflowLogger:
     ):
         """``logged_steps``: the last step each metric already has in the run (``runs.logged_steps``);
         metrics at or before it are dropped, so a run resumed from an older checkpoint (after a hard kill)
-        never logs a step twice."""
-        self.tracking_uri, self.run_id = tracking_uri, run_id
+        never logs a step twice. ``run_id`` None: the run is opened with ``opening`` as soon as the server
+        answers (then ``logged_steps`` come from the run itself)."""
+        if run_id is None and opening is None:
+            raise ValueError("MLflowLogger needs a run_id or an opening")
+        self.tracking_uri, self.run_id, self.opening = tracking_uri, run_id, opening
         self._logged_steps = dict(logged_steps or {})
         self.spool_dir = Path(spool_dir) if spool_dir else None
         self.flush_interval_s, self.retry_interval_s = flush_interval_s, retry_interval_s
@@ -145,6 +153,8 @@ class MLflowLogger:
         """Send what is pending, oldest first; keep whatever the server did not take. True if all went."""
         pending = self._pending
         try:
+            if self.run_id is None:
+                self._attach()
             while pending.params:
                 self._send_params(pending.params[:MAX_PARAMS_PER_BATCH])
                 del pending.params[:MAX_PARAMS_PER_BATCH]
@@ -176,6 +186,15 @@ class MLflowLogger:
             self.last_error = None
         return True
 
+    def _attach(self) -> None:
+        """Open the run this logger was started without, and drop the steps it already has."""
+        assert self.opening is not None
+        run_id, steps = self.opening.open(self.tracking_uri)
+        self._logged_steps = steps
+        self._pending.metrics = [m for m in self._pending.metrics if m.step > steps.get(m.key, -1)]
+        self.run_id = run_id
+        print(f"MLflow reachable: training reports to run {run_id}", file=sys.stderr)
+
     def _send_params(self, params: list[Param]) -> None:
         """Params are write-once in MLflow: on a resumed run, a changed value (e.g. ``training.iters``)
         is refused (HTTP 400); the others are still sent one by one, and the refused ones reported."""
@@ -196,7 +215,8 @@ class MLflowLogger:
                 )
 
     def _spool(self) -> None:
-        """Write what could not be delivered to ``<spool_dir>/<run_id>.jsonl`` for ``replay_spool``."""
+        """Write what could not be delivered to ``<spool_dir>/<run_id>.jsonl`` for ``replay_spool`` (named
+        by run_key, headed by the opening, when the run was never opened)."""
         while True:
             try:
                 kind, payload = self._queue.get_nowait()
@@ -205,8 +225,13 @@ class MLflowLogger:
             if kind != "stop":
                 self._take(kind, payload)
         directory = self.spool_dir or Path(tempfile.gettempdir()) / "emorl-mlflow-spool"
-        path = directory / f"{self.run_id}.jsonl"
-        write_spool(path, self._pending)
+        if self.run_id is None:
+            assert self.opening is not None
+            path = directory / f"{self.opening.run_key}.jsonl"
+            write_spool(path, self._pending, opening=self.opening.to_dict())
+        else:
+            path = directory / f"{self.run_id}.jsonl"
+            write_spool(path, self._pending)
         print(
             f"MLflow at {self.tracking_uri} unreachable ({self.last_error}); undelivered records saved to "
             f"{path}; deliver them later with `python -m orchestration.tracking replay {path} "

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mlflow.entities import Metric, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
@@ -76,6 +78,29 @@ def open_run(
         temporary.write_text(json.dumps(record, indent=2))
         temporary.replace(Path(output_dir) / RUN_RECORD)
     return run_id
+
+
+@dataclass(frozen=True)
+class RunOpening:
+    """Everything ``open_run`` needs, kept for later: a job that starts while the tracking server is down
+    trains anyway, and its logger opens (finds or creates) the run once the server answers, or a spool
+    replay does (the opening is the spool's first record)."""
+
+    experiment: str
+    run_key: str
+    run_name: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    output_dir: str | None = None
+
+    def open(self, tracking_uri: str) -> tuple[str, dict[str, int]]:
+        """Open the run; returns its id and the last step each of its metrics already has."""
+        run_id = open_run(
+            tracking_uri, self.experiment, self.run_key, self.run_name, self.tags, self.output_dir
+        )
+        return run_id, logged_steps(tracking_uri, run_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "tags": dict(self.tags)}
 
 
 def logged_steps(tracking_uri: str, run_id: str) -> dict[str, int]:

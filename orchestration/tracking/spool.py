@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
@@ -30,10 +31,13 @@ class Pending:
         return not (self.metrics or self.params or self.tags or self.artifacts or self.status)
 
 
-def write_spool(path: Path, pending: Pending) -> None:
-    """Append the pending records to the spool file ``path`` (named ``<run_id>.jsonl``)."""
+def write_spool(path: Path, pending: Pending, opening: dict[str, Any] | None = None) -> None:
+    """Append the pending records to the spool file ``path``: ``<run_id>.jsonl``, or, for a run not yet
+    opened, ``<run_key>.jsonl`` whose first record is the ``RunOpening`` that opens it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as spool:
+        if opening is not None and not path.stat().st_size:
+            spool.write(json.dumps({"open": opening}) + "\n")
         for metric in pending.metrics:
             record = {"metric": metric.key, "value": metric.value, "timestamp": metric.timestamp}
             spool.write(json.dumps({**record, "step": metric.step}) + "\n")
@@ -48,10 +52,16 @@ def write_spool(path: Path, pending: Pending) -> None:
 
 
 def replay_spool(path: str | Path, tracking_uri: str) -> int:
-    """Deliver a spool file to its run; returns the number of records sent."""
+    """Deliver a spool file to its run (opening the run first when the spool starts with its opening);
+    returns the number of records sent."""
+    from orchestration.tracking.runs import RunOpening
+
     path = Path(path)
-    run_id = path.stem
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    run_id = path.stem
+    if records and "open" in records[0]:
+        run_id, steps = RunOpening(**records.pop(0)["open"]).open(tracking_uri)
+        records = [r for r in records if "metric" not in r or r["step"] > steps.get(r["metric"], -1)]
     client = MlflowClient(tracking_uri)
     metrics = [Metric(r["metric"], r["value"], r["timestamp"], r["step"]) for r in records if "metric" in r]
     params = [Param(r["param"], r["value"]) for r in records if "param" in r]
@@ -69,6 +79,14 @@ def replay_spool(path: str | Path, tracking_uri: str) -> int:
             client.set_terminated(run_id, status=record["status"])
     path.rename(path.with_suffix(".jsonl.delivered"))
     return len(records)
+
+
+def deliver_spools(directory: str | Path, tracking_uri: str) -> int:
+    """Deliver every spool file in ``directory`` (an earlier attempt's, oldest first); returns the records
+    sent. A job calls it when it starts, so what an outage kept from the server arrives with the next
+    attempt."""
+    spools = sorted(Path(directory).glob("*.jsonl"), key=lambda path: path.stat().st_mtime)
+    return sum(replay_spool(path, tracking_uri) for path in spools)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,16 @@ class TrackingUnavailable(RuntimeError):
     """The tracking store cannot be reached; the message says which and how to fix it."""
 
 
+def is_outage(exc: BaseException) -> bool:
+    """True when ``exc`` says the store could not be reached or failed (connection refused, timeout, 5xx),
+    which waiting can cure; False for an answer that refuses (4xx: a login, a permission, a bad request)."""
+    if isinstance(exc, TrackingUnavailable):
+        return exc.__cause__ is not None and is_outage(exc.__cause__)
+    if isinstance(exc, MlflowException):
+        return not 400 <= exc.get_http_status_code() < 500
+    return isinstance(exc, OSError)  # requests' ConnectionError and Timeout are OSErrors
+
+
 CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 
 

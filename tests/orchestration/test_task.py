@@ -7,6 +7,7 @@ import pickle
 import signal
 import threading
 import time
+from functools import partialmethod
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -18,14 +19,16 @@ from orchestration.submit import prepare_datasets
 from orchestration.task import TrainAndEvaluate
 from orchestration.tracking.grid_runs import tracked_runs
 from orchestration.tracking.lifetime import StopRequest
+from orchestration.tracking.logger import MLflowLogger
 from orchestration.tracking.store import ensure_experiment
 
 pytestmark = pytest.mark.slow
 
 
-def one_run(root, name: str, **base):
+def one_run(root, name: str, *overrides: str, **base):
     grid = {"name": name, "base": {"debug": "toy", "training.iters": 6, **base}, "seeds": [3]}
-    (spec,) = expand_grid(grid, Composer("ablation_grid", [f"output_root={root}", f"grid.name={name}"]))
+    composer = Composer("ablation_grid", [f"output_root={root}", f"grid.name={name}", *overrides])
+    (spec,) = expand_grid(grid, composer)
     prepare_datasets([spec])
     ensure_experiment(spec.tracking.uri, spec.experiment)
     return spec
@@ -111,3 +114,43 @@ def test_a_crash_ends_the_run_failed_with_its_traceback(tmp_path):
     artifacts = {a.path for a in MlflowClient(spec.tracking.uri).list_artifacts(run.run_id, "run")}
     assert "run/traceback.txt" in artifacts
     assert run.tags["failure_kind"] == "deterministic" and "does not exist" in run.tags["end_reason"]
+
+
+@pytest.mark.mlflow_server
+def test_a_job_that_starts_while_the_server_is_down_trains_and_attaches_when_it_is_back(
+    tmp_path, mlflow_server_control
+):
+    server = mlflow_server_control
+    at_server = ("tracking=server", f"tracking.uri={server.uri}")
+    spec = one_run(tmp_path, "outage", *at_server, **{"training.iters": 8})
+    server.stop()
+
+    def restart_once_training_has_checkpointed():
+        while not list((spec.output_dir / "checkpoints").glob("step-*.pt")):
+            time.sleep(0.1)
+        server.start()
+
+    threading.Thread(target=restart_once_training_has_checkpointed, daemon=True).start()
+    result = TrainAndEvaluate(spec)()  # the server is down when it starts: it trains anyway
+    assert result["step"] == 8 and "fg_ari" in result
+    (run,) = runs_of(spec).values()
+    assert run.status == "FINISHED" and run.tags["run_key"] == spec.run_key
+    assert "eval/fg_ari" in run.metrics and run.params["cell"] == "all"
+    history = MlflowClient(server.uri).get_metric_history(run.run_id, "train/nll")
+    assert sorted(m.step for m in history) == [m.step for m in history] and history[-1].step == 8
+
+
+@pytest.mark.mlflow_server
+def test_what_an_outage_spooled_reaches_mlflow_with_the_next_attempt(tmp_path, mlflow_server_control):
+    server = mlflow_server_control
+    spec = one_run(tmp_path, "spooled", "tracking=server", f"tracking.uri={server.uri}")
+    server.stop()
+    with pytest.MonkeyPatch.context() as patch:  # the whole job ran during the outage
+        patch.setattr(MLflowLogger, "close", partialmethod(MLflowLogger.close, timeout_s=2.0))
+        assert TrainAndEvaluate(spec)()["step"] == 6
+    assert [p.name for p in (spec.output_dir / "mlflow-spool").glob("*.jsonl")] == [f"{spec.run_key}.jsonl"]
+    server.start()
+    again = TrainAndEvaluate(spec)()  # a resubmission: delivers the spool, finds its run, trains nothing more
+    assert again["step"] == 6
+    (run,) = runs_of(spec).values()
+    assert run.status == "FINISHED" and run.tags["attempt"] == "1" and "eval/fg_ari" in run.metrics

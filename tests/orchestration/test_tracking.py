@@ -9,9 +9,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from orchestration.tracking.logger import MLflowLogger
-from orchestration.tracking.runs import find_run, logged_steps, open_run, run_status
-from orchestration.tracking.spool import replay_spool
-from orchestration.tracking.store import ensure_experiment, local_tracking_uri
+from orchestration.tracking.runs import RunOpening, find_run, logged_steps, open_run, run_status
+from orchestration.tracking.spool import deliver_spools, replay_spool
+from orchestration.tracking.store import ensure_experiment, is_outage, local_tracking_uri
 
 pytestmark = pytest.mark.mlflow_server
 
@@ -129,6 +129,65 @@ def test_unreachable_at_close_spools_then_replays(mlflow_server_control, tmp_pat
     assert MlflowClient(server.uri).get_run(run_id).data.params == {"seed": "3"}
     assert MlflowClient(server.uri).get_run(run_id).data.tags["diagnosis"] == "collapsed"
     assert run_status(run_id, server.uri) == "FINISHED"
+
+
+def test_a_logger_started_while_the_server_is_down_opens_its_run_when_it_is_back(
+    mlflow_server_control, tmp_path: Path
+):
+    server = mlflow_server_control
+    previous = open_run(server.uri, "late", "key-late", output_dir=tmp_path)  # an earlier attempt's run
+    earlier = MLflowLogger(server.uri, previous, flush_interval_s=0.2)
+    earlier.log_metrics({"train/nll": 0.0}, 3)
+    earlier.close("KILLED")
+    server.stop()
+    opening = RunOpening("late", "key-late", "seed 1", {"seed": "1"}, str(tmp_path))
+    logger = MLflowLogger(server.uri, None, opening=opening, flush_interval_s=0.2, retry_interval_s=0.5)
+    for step in range(1, 11):  # resumed from its step-0 checkpoint: steps 1..3 are already in the run
+        logger.log_metrics({"train/nll": float(step)}, step)
+    logger.log_params({"seed": 1})
+    assert logger.run_id is None
+    server.start()
+    for step in range(11, 21):
+        logger.log_metrics({"train/nll": float(step)}, step)
+    logger.close("FINISHED")
+    assert logger.run_id == previous == find_run("key-late", "late", server.uri)
+    assert metric_steps(server.uri, previous, "train/nll") == [3, *range(4, 21)]
+    run = MlflowClient(server.uri).get_run(previous)
+    assert run.info.status == "FINISHED" and run.data.params == {"seed": "1"}
+    assert run.data.tags["attempt"] == "1" and run.data.tags["seed"] == "1"
+
+
+def test_a_run_never_opened_is_spooled_with_its_opening_and_created_by_the_replay(
+    mlflow_server_control, tmp_path: Path
+):
+    server = mlflow_server_control
+    server.stop()
+    opening = RunOpening("never", "key-never", "seed 2", {"seed": "2"})
+    logger = MLflowLogger(
+        server.uri, None, opening=opening, spool_dir=tmp_path, flush_interval_s=0.2, retry_interval_s=0.5
+    )
+    for step in range(1, 6):
+        logger.log_metrics({"train/nll": float(step)}, step)
+    logger.close("FINISHED", timeout_s=3)
+    assert (tmp_path / "key-never.jsonl").is_file()
+    server.start()
+    assert deliver_spools(tmp_path, server.uri) == 6  # 5 metrics and the status
+    run_id = find_run("key-never", "never", server.uri)
+    assert run_id is not None and metric_steps(server.uri, run_id, "train/nll") == [1, 2, 3, 4, 5]
+    run = MlflowClient(server.uri).get_run(run_id)
+    assert run.info.status == "FINISHED" and run.info.run_name == "seed 2"
+    assert not list(tmp_path.glob("*.jsonl"))  # delivered ones are renamed, never sent twice
+
+
+def test_an_outage_is_told_apart_from_a_refusal(mlflow_server: str):
+    from mlflow.exceptions import MlflowException
+
+    with pytest.raises(MlflowException) as refused:  # the server answered: 404, no such run
+        MlflowClient(mlflow_server).get_run("0" * 32)
+    assert not is_outage(refused.value)
+    with pytest.raises(MlflowException) as down:
+        MlflowClient("http://127.0.0.1:9").get_experiment_by_name("x")
+    assert is_outage(down.value)
 
 
 def test_local_tracking_uri_is_an_absolute_sqlite_file(tmp_path: Path):
