@@ -26,8 +26,8 @@ from orchestration.wait import LocalQueue, Retrier, wait_for
 
 
 def where_to_look(uri: str, experiment: str, grid: str, overrides: list[str]) -> str:
-    if uri.startswith("http"):
-        browse = f"{uri.rstrip('/')}/#/experiments/{ensure_experiment(uri, experiment)}"
+    if uri.startswith("http"):  # the runs table: MLflow 3.17 opens an experiment's root on its GenAI overview
+        browse = f"{uri.rstrip('/')}/#/experiments/{ensure_experiment(uri, experiment)}/runs"
     else:
         browse = f"mlflow ui --backend-store-uri {uri}   (experiment {experiment})"
     same = [o for o in overrides if not o.startswith(("dry_run=", "wait=", "tables.", "grid="))]
