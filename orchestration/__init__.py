@@ -7,3 +7,10 @@ launcher and tracking); ``plan`` decides what to submit (asking ``scheduler`` an
 ``report`` turns them into tables: ``aggregate`` (runs per cell), ``tables`` (the paper's layouts, beside
 ``published``), ``table_formats`` and ``plots``.
 """
+
+import os
+
+# MLflow 3's usage telemetry: a background thread that calls out to the internet (which cluster nodes often
+# lack) and sets and unsets an environment variable while it runs, racing every copy of os.environ (submitit
+# copies it to launch each job: a KeyError there lost a whole submission). Off unless a user turns it on.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

@@ -6,8 +6,10 @@ import pickle
 
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
-from orchestration.compose import CONF_DIR, Composer
+from emorl.config import ConfigError
+from orchestration.compose import CONF_DIR, Composer, resolve
 from orchestration.grid import GridError, expand_grid
 from orchestration.run_spec import RunSpec
 from tests.orchestration.toy_conf import write_toy_conf
@@ -166,8 +168,36 @@ def test_every_shipped_grid_expands_and_validates(path):
     if not (CONF_DIR / "train.yaml").is_file():
         pytest.skip("experiments/conf/train.yaml (the trainer's primary config) is not there yet")
     grid = yaml.safe_load(path.read_text())
-    specs = expand_grid(grid, Composer("ablation_grid", [f"grid={path.stem}"]))
+    composer = Composer("ablation_grid", [f"grid={path.stem}"])
+    specs = expand_grid(grid, composer)
     assert specs and len({s.run_key for s in specs}) == len(specs)
+    tree = composer.base()  # the plain-key resolver gives exactly what OmegaConf gives
+    assert resolve(tree) == OmegaConf.to_container(OmegaConf.create(tree), resolve=True)
+
+
+def test_interpolations_resolve_with_their_types_inside_strings_and_through_chains():
+    tree = {
+        "root": "/out",
+        "data": {"name": "clevr6", "dir": "${root}/${data.name}"},
+        "train": {"dir": "${data.dir}/train", "seed": 3, "copy": "${train.seed}", "flag": "${ok}"},
+        "ok": True,
+        "items": ["${data.name}", {"deep": "s${train.seed}"}],
+        "env": "${oc.env:HOME}",  # a resolver: the whole tree goes to OmegaConf
+    }
+    expected = OmegaConf.to_container(OmegaConf.create(tree), resolve=True)
+    assert resolve(tree) == expected
+    del tree["env"]
+    resolved = resolve(tree)
+    assert resolved == OmegaConf.to_container(OmegaConf.create(tree), resolve=True)
+    assert resolved["train"] == {"dir": "/out/clevr6/train", "seed": 3, "copy": 3, "flag": True}
+    assert resolved["items"] == ["clevr6", {"deep": "s3"}]
+
+
+def test_a_missing_key_or_a_cycle_in_an_interpolation_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"\$\{data.nmae\}: no such config key"):
+        resolve({"data": {"name": "x"}, "dir": "${data.nmae}"})
+    with pytest.raises(ConfigError, match="cycle: b -> a -> b"):
+        resolve({"a": "${b}", "b": "x${a}"})
 
 
 def test_the_command_line_has_the_last_word_over_base_and_axes(tmp_path):
