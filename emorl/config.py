@@ -38,12 +38,19 @@ class KeyRole(enum.Enum):
 
 
 ROLE = "role"  # the field metadata entry that holds a key's role (RESULT where none is given)
+NEUTRAL = "neutral"  # metadata of a key added later: its value that computes what runs computed before
 MINIMUM = "minimum"  # the field metadata entry of an integer count: its least value
 
 
 def resumable(default: Any) -> Any:
     """A field in the run's identity that may still change when the run resumes."""
     return field(default=default, metadata={ROLE: KeyRole.RESUMABLE})
+
+
+def added_later(neutral: Any) -> Any:
+    """A key added after runs existed, whose default ``neutral`` computes exactly what they computed: at
+    that value it is left out of the run_key, so adding it changes no earlier run's identity."""
+    return field(default=neutral, metadata={NEUTRAL: neutral})
 
 
 def operational(default: Any) -> Any:
@@ -75,7 +82,8 @@ class ModelConfig:
 
     ``refinement_batch_size`` is the B of the 1/B that the refinement input (the gradient of a batch-mean
     loss) carries in training, whatever the world size; the reference's is its per-GPU batch.
-    ``init_gain`` is the Xavier-normal gain of the layers the reference initialises with gain 0.02.
+    ``init_gain`` is the Xavier-normal gain of the layers the reference initialises with gain 0.02;
+    ``decoder_init_gain`` the decoder's own, when it should differ (None: ``init_gain``).
     """
 
     K: int = 4
@@ -90,6 +98,7 @@ class ModelConfig:
     loss_weights: Literal["code", "paper"] = "code"
     refinement_batch_size: int = 32
     init_gain: float = 0.02
+    decoder_init_gain: float | None = added_later(None)
 
     def problems(self, prefix: str = "model") -> list[str]:
         errors: list[str] = []
@@ -99,6 +108,9 @@ class ModelConfig:
         _at_least(errors, f"{prefix}.refinement_batch_size", self.refinement_batch_size, 1)
         if not isinstance(self.init_gain, int | float) or self.init_gain <= 0:
             errors.append(f"{prefix}.init_gain={self.init_gain!r} must be a number > 0")
+        decoder_gain = self.decoder_init_gain
+        if decoder_gain is not None and (not isinstance(decoder_gain, int | float) or decoder_gain <= 0):
+            errors.append(f"{prefix}.decoder_init_gain={decoder_gain!r} must be a number > 0 (or null)")
         _choice(errors, f"{prefix}.prior", self.prior, PRIORS)
         _choice(errors, f"{prefix}.decoder", self.decoder, DECODERS)
         _choice(errors, f"{prefix}.likelihood", self.likelihood, LIKELIHOODS)
@@ -320,6 +332,16 @@ def key_roles() -> dict[str, KeyRole]:
         f"{name}.{item.name}": item.metadata.get(ROLE, KeyRole.RESULT)
         for name, section_type in SECTIONS.items()
         for item in dataclasses.fields(section_type)
+    }
+
+
+def neutral_values() -> dict[str, Any]:
+    """The keys added later (``added_later``) with the value at which they change nothing."""
+    return {
+        f"{name}.{item.name}": item.metadata[NEUTRAL]
+        for name, section_type in SECTIONS.items()
+        for item in dataclasses.fields(section_type)
+        if NEUTRAL in item.metadata
     }
 
 

@@ -2,7 +2,9 @@
 
 Which keys those are is declared once, on the config fields (``emorl.config.KeyRole``): ``run_key`` hashes
 every RESULT and RESUMABLE key, ``cell_key`` the same without the seed (one table cell), and a resume may
-change only RESUMABLE and OPERATIONAL keys. The trainer, the entry points and the grid all use these.
+change only RESUMABLE and OPERATIONAL keys. A key added later is hashed only away from its neutral value
+(``emorl.config.added_later``), so adding a key never changes the identity of the runs made before it.
+The trainer, the entry points and the grid all use these.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import hashlib
 import json
 from typing import Any
 
-from emorl.config import ExperimentConfig, KeyRole, flatten_config, key_roles
+from emorl.config import ExperimentConfig, KeyRole, flatten_config, key_roles, neutral_values
 
 SEED_KEY = "training.seed"
 IDENTITY_KEYS = frozenset(key for key, role in key_roles().items() if role is not KeyRole.OPERATIONAL)
+NEUTRAL_VALUES = neutral_values()
 CHANGEABLE_ON_RESUME = frozenset(key for key, role in key_roles().items() if role is not KeyRole.RESULT)
 
 
@@ -28,6 +31,8 @@ def identity_key(config: ExperimentConfig, *, with_seed: bool = True) -> str:
     kept = {
         key: value
         for key, value in flatten_config(config.to_dict()).items()
-        if key in IDENTITY_KEYS and (with_seed or key != SEED_KEY)
+        if key in IDENTITY_KEYS
+        and (with_seed or key != SEED_KEY)
+        and not (key in NEUTRAL_VALUES and value == NEUTRAL_VALUES[key])
     }
     return hashlib.sha256(canonical_json(kept).encode()).hexdigest()[:16]

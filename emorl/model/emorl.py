@@ -126,7 +126,8 @@ class EMORL(nn.Module):
         gain = cfg.init_gain
         self.hvae = BottomUpInference(image_size, cfg.z_size, cfg.stochastic_layers, cfg.dual_gru, gain)
         self.prior = HierarchicalPrior(cfg.z_size, init_gain=gain) if cfg.stochastic_layers >= 2 else None
-        self.decoder = build_decoder(cfg.decoder, cfg.z_size, image_size, gain)
+        decoder_gain = gain if cfg.decoder_init_gain is None else cfg.decoder_init_gain
+        self.decoder = build_decoder(cfg.decoder, cfg.z_size, image_size, decoder_gain)
         self.refinement = RefinementNetwork(cfg.z_size, init_gain=gain)
         self.negative_log_likelihood = LIKELIHOODS[cfg.likelihood]
 

@@ -113,6 +113,23 @@ def test_reversed_prior_plusplus_with_one_layer_refines_against_the_standard_nor
     assert refinement_prior is None
 
 
+def test_decoder_init_gain_scales_the_decoder_alone():
+    from emorl.config import ModelConfig
+    from emorl.model import EMORL
+
+    torch.manual_seed(0)
+    reference = dict(EMORL(ModelConfig(z_size=8, stochastic_layers=2, init_gain=1.0)).named_parameters())
+    torch.manual_seed(0)
+    config = ModelConfig(z_size=8, stochastic_layers=2, init_gain=1.0, decoder_init_gain=0.5)
+    halved = dict(EMORL(config).named_parameters())
+    for name, value in reference.items():
+        scale = 0.5 if name.startswith("decoder.") and name.endswith("weight") else 1.0
+        torch.testing.assert_close(halved[name], value * scale, rtol=1e-5, atol=0, msg=name)
+    assert ModelConfig(decoder_init_gain=0).problems() == [
+        "model.decoder_init_gain=0 must be a number > 0 (or null)"
+    ]
+
+
 def test_init_gain_scales_exactly_the_layers_the_reference_initialises_with_xavier():
     from emorl.config import ModelConfig
     from emorl.model import EMORL
