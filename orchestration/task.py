@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +66,7 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
 
     def __init__(self, spec: RunSpec):
         self.spec = spec
+        self._spent: dict[str, float] = {}  # what the run's earlier attempts cost (read when it opens)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
         """For submitit's requeue: a fresh copy (the trainer's checkpoint on disk carries the state)."""
@@ -84,9 +86,14 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
         )
         if self._finished(uri):  # every rank asks, so none waits for a rank 0 that has nothing to do
             return {"run_key": self.spec.run_key, "skipped": "already FINISHED"}
+        started = time.monotonic()
         logger = self._open(uri, env) if is_main else None
         with tracked_run(logger, signals=(signal.SIGUSR2,)) as stop:
-            result = self._train_and_evaluate(logger, stop)
+            try:
+                result = self._train_and_evaluate(logger, stop)
+            finally:
+                if logger is not None and env.cluster != "slurm":  # SLURM's jobs are costed from sacct
+                    self._log_wall_clock(logger, time.monotonic() - started, env)
         if stop.preempted:
             if logger is not None:
                 self._pause(logger, result["step"])
@@ -119,6 +126,25 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
         }
         return {**summary, **metrics, "diagnosis": results.get("diagnosis", {}).get("label")}
 
+    def _log_wall_clock(self, logger: MLflowLogger, seconds: float, env: TaskEnvironment) -> None:
+        """Outside SLURM an attempt's cost is its own wall clock (GPU-hours: × the GPUs its ranks used),
+        logged as ``orchestration.costs`` logs sacct's: per attempt, and the run's totals so far."""
+        import torch
+
+        from orchestration.costs import ATTEMPT_ELAPSED_HOURS, ATTEMPT_GPU_HOURS, ELAPSED_HOURS, GPU_HOURS
+
+        on_gpu = self.spec.config.training.device != "cpu" and torch.cuda.is_available()
+        hours = seconds / 3600
+        gpu_hours = hours * env.num_tasks if on_gpu else 0.0
+        attempt = self._spent.get("attempt", 0)
+        logger.log_metrics({ATTEMPT_ELAPSED_HOURS: hours, ATTEMPT_GPU_HOURS: gpu_hours}, attempt)
+        if logger.run_id is not None and "elapsed" in self._spent:  # the earlier attempts' totals are known
+            totals = {
+                ELAPSED_HOURS: self._spent["elapsed"] + hours,
+                GPU_HOURS: self._spent["gpu"] + gpu_hours,
+            }
+            logger.log_metrics(totals, attempt)
+
     def _finished(self, uri: str) -> bool:
         """Whether the run is FINISHED in MLflow; False when the server cannot say (it is down)."""
         from orchestration.tracking.runs import find_run, run_status
@@ -141,6 +167,19 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
         except Exception as exc:
             if not is_outage(exc):
                 raise
+
+    @staticmethod
+    def _spent_so_far(uri: str, run_id: str | None, steps: dict[str, int]) -> dict[str, float]:
+        """This attempt's index among the costed ones, and (when the run could be read) the totals so far."""
+        from orchestration.costs import ATTEMPT_ELAPSED_HOURS, ELAPSED_HOURS, GPU_HOURS
+
+        spent: dict[str, float] = {"attempt": steps.get(ATTEMPT_ELAPSED_HOURS, -1) + 1}
+        if run_id is not None:
+            from mlflow.tracking import MlflowClient
+
+            metrics = MlflowClient(uri).get_run(run_id).data.metrics
+            spent.update(elapsed=metrics.get(ELAPSED_HOURS, 0.0), gpu=metrics.get(GPU_HOURS, 0.0))
+        return spent
 
     def _tags(self, env: TaskEnvironment) -> dict[str, str]:
         spec = self.spec
@@ -191,6 +230,7 @@ class TrainAndEvaluate(submitit.helpers.Checkpointable):
                 flush=True,
             )
             run_id, steps = None, {}
+        self._spent = self._spent_so_far(uri, run_id, steps)
         logger = MLflowLogger(uri, run_id, opening=opening, spool_dir=spools, logged_steps=steps)
         logger.log_params(spec.cell_params)
         folder = Path(tempfile.mkdtemp(prefix="emorl-run-"))

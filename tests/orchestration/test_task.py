@@ -81,8 +81,14 @@ def test_usr2_checkpoints_and_the_next_attempt_continues_the_same_run(tmp_path):
     assert second["step"] == 8
     (run,) = runs_of(spec).values()
     assert run.run_id == paused.run_id and run.status == "FINISHED" and run.tags["attempt"] == "1"
-    steps = [m.step for m in MlflowClient(spec.tracking.uri).get_metric_history(run.run_id, "train/nll")]
+    client = MlflowClient(spec.tracking.uri)
+    steps = [m.step for m in client.get_metric_history(run.run_id, "train/nll")]
     assert steps == sorted(set(steps))
+    # outside SLURM each attempt's wall clock is its cost, and the total sums the attempts (no GPU here)
+    attempts = client.get_metric_history(run.run_id, "cost/attempt_elapsed_hours")
+    assert [m.step for m in attempts] == [0, 1] and all(m.value > 0 for m in attempts)
+    assert run.metrics["cost/elapsed_hours"] == pytest.approx(sum(m.value for m in attempts))
+    assert run.metrics["cost/gpu_hours"] == 0.0
 
 
 def test_a_resume_from_an_older_checkpoint_never_logs_a_step_twice(tmp_path):
