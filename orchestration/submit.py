@@ -71,8 +71,10 @@ def code_snapshot(output_root: str | Path, grid: str) -> Iterator[Path | None]:
 
 
 def prepare_datasets(specs: Sequence[RunSpec]) -> None:
-    """Generate missing datasets once, before the jobs start (they would race to write the same file)."""
-    from emorl.data.reader import build_dataset
+    """Generate missing datasets once, before the jobs start (they would race to write the same file), and
+    check their layout. Without torch: submitting imports nothing the jobs alone need."""
+    from emorl.data.layout import inspect_split, open_h5
+    from emorl.data.writer import ensure_dataset
 
     seen = set()
     for spec in specs:
@@ -80,7 +82,9 @@ def prepare_datasets(specs: Sequence[RunSpec]) -> None:
         if data.generate_if_missing and data not in seen:
             seen.add(data)
             for split in ("train", "test"):
-                build_dataset(data, split).close()
+                path = ensure_dataset(data, split)
+                with open_h5(path) as file:
+                    inspect_split(file, path, split, masks=data.masks, factors=data.factors)
 
 
 class SubmissionError(RuntimeError):

@@ -19,8 +19,8 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from emorl.config import DataConfig
-from emorl.data.layout import DatasetError, check_split, dataset_path, inspect_split, open_h5
-from emorl.data.writer import write_dataset
+from emorl.data.layout import DatasetError, check_split, inspect_split, open_h5
+from emorl.data.writer import ensure_dataset
 
 CLEVR_CROP_BOX = (64, 29, 256, 221)  # PIL (left, upper, right, lower): rows 29–220, cols 64–255
 CLEVR_RAW_SIZE = (240, 320)  # (H, W)
@@ -173,19 +173,7 @@ def build_dataset(
     not). A missing file is generated (seed 0, ``cfg.generate_train``/``cfg.generate_test`` images) when
     ``cfg.generate_if_missing``; otherwise it raises ``DatasetError`` saying how to generate it.
     """
-    path = dataset_path(cfg.name, cfg.root, split)
-    if not path.is_file():
-        if not cfg.generate_if_missing:
-            raise DatasetError(
-                f"{path} does not exist; generate it with `emorl-data generate {cfg.name} --root {cfg.root}` "
-                "or set data.generate_if_missing=true"
-            )
-        print(
-            f"[emorl.data] {path} is missing: generating {cfg.name} "
-            f"({cfg.generate_train} train / {cfg.generate_test} test images, seed 0) under {cfg.root}",
-            flush=True,
-        )
-        write_dataset(cfg.name, cfg.root, cfg.generate_train, cfg.generate_test, seed=0)
+    path = ensure_dataset(cfg, split)
     return MultiObjectDataset(
         path,
         split,

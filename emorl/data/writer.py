@@ -5,12 +5,16 @@ from __future__ import annotations
 import hashlib
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 
 from emorl.data import generators
 from emorl.data.integrity import ManifestEntry, file_sha256, temporary_sibling, update_manifest
 from emorl.data.layout import SPLITS, DatasetError, dataset_path, dataset_spec, inspect_split
+
+if TYPE_CHECKING:
+    from emorl.config import DataConfig
 
 
 def split_seed(seed: int, split: str) -> int:
@@ -91,3 +95,24 @@ def _write_split(path: Path, name: str, split: str, n: int, seed: int, progress:
         temporary.replace(path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def ensure_dataset(cfg: DataConfig, split: str) -> Path:
+    """The path of the ``split`` file of ``cfg``'s dataset, generated first (seed 0, ``cfg.generate_train``/
+    ``cfg.generate_test`` images) when it is missing and ``cfg.generate_if_missing``; otherwise a missing
+    file raises ``DatasetError`` saying how to generate it. Needs neither torch nor the reader."""
+    path = dataset_path(cfg.name, cfg.root, split)
+    if path.is_file():
+        return path
+    if not cfg.generate_if_missing:
+        raise DatasetError(
+            f"{path} does not exist; generate it with `emorl-data generate {cfg.name} --root {cfg.root}` "
+            "or set data.generate_if_missing=true"
+        )
+    print(
+        f"[emorl.data] {path} is missing: generating {cfg.name} "
+        f"({cfg.generate_train} train / {cfg.generate_test} test images, seed 0) under {cfg.root}",
+        flush=True,
+    )
+    write_dataset(cfg.name, cfg.root, cfg.generate_train, cfg.generate_test, seed=0)
+    return path
