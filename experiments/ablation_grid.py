@@ -8,12 +8,14 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from orchestration.compose import command_line_overrides
 from orchestration.grid import GridError, expand_configured_grid
 from orchestration.plan import decide, format_plan, make_plan
 from orchestration.reconcile import grid_state
@@ -31,12 +33,12 @@ def where_to_look(uri: str, experiment: str, grid: str, overrides: list[str]) ->
     else:
         browse = f"mlflow ui --backend-store-uri {uri}   (experiment {experiment})"
     same = [o for o in overrides if not o.startswith(("dry_run=", "wait=", "tables.", "grid="))]
-    return f"MLflow: {browse}\nstatus: python experiments/status.py {' '.join([f'grid={grid}', *same])}"
+    return f"MLflow: {browse}\nstatus: python experiments/status.py {shlex.join([f'grid={grid}', *same])}"
 
 
 def stopped_waiting(launcher: str, overrides: list[str]) -> str:
     """What Ctrl-C while waiting left behind, and how to go on."""
-    same = " ".join(o for o in overrides if not o.startswith(("dry_run=", "wait=", "table_format=")))
+    same = shlex.join(o for o in overrides if not o.startswith(("dry_run=", "wait=", "table_format=")))
     if launcher == "slurm":
         return (
             "\nstopped waiting; the jobs keep running on the cluster.\n"
@@ -52,8 +54,9 @@ def stopped_waiting(launcher: str, overrides: list[str]) -> str:
 def run(cfg: DictConfig) -> int:
     """Plan, print, submit, and (local/debug, or wait=true) wait and print the table; the exit code."""
     hydra_cfg = HydraConfig.get()
+    overrides = command_line_overrides(hydra_cfg)
     try:
-        specs = expand_configured_grid(cfg, hydra_cfg.job.config_name, hydra_cfg.overrides.task)
+        specs = expand_configured_grid(cfg, hydra_cfg.job.config_name, overrides)
         check_grid_fits(specs)
     except GridError as exc:
         print(exc, file=sys.stderr)
@@ -98,13 +101,13 @@ def run(cfg: DictConfig) -> int:
             "holds only while the launcher waits)",
             file=sys.stderr,
         )
-    print(where_to_look(uri, first.experiment, grid, list(hydra_cfg.overrides.task)))
+    print(where_to_look(uri, first.experiment, grid, overrides))
     if not wait:
         return 0
     try:
         failures = wait_for(jobs, submissions, progress=cfg.progress, queue=queue, retrier=Retrier(specs))
     except KeyboardInterrupt:
-        print(stopped_waiting(launcher.name, list(hydra_cfg.overrides.task)), file=sys.stderr)
+        print(stopped_waiting(launcher.name, overrides), file=sys.stderr)
         return 130
     for line in failures:
         print(line, file=sys.stderr)
@@ -113,7 +116,7 @@ def run(cfg: DictConfig) -> int:
         settings = ReportSettings.from_config(
             OmegaConf.to_container(cfg.tables, resolve=True), OmegaConf.to_container(cfg.grid, resolve=True)
         )
-        report = make_report(specs, settings, tables_command(list(hydra_cfg.overrides.task)))
+        report = make_report(specs, settings, tables_command(overrides))
     except ValueError as exc:
         print(f"no tables: {exc}", file=sys.stderr)
         return 1

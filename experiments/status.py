@@ -16,6 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from orchestration.cancel import cancel, select
+from orchestration.compose import command_line_overrides
 from orchestration.grid import GridError, expand_configured_grid
 from orchestration.reconcile import grid_state
 from orchestration.status import format_status, grid_status
@@ -24,8 +25,9 @@ from orchestration.status import format_status, grid_status
 @hydra.main(version_base="1.3", config_path="conf", config_name="status")
 def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
+    overrides = command_line_overrides(hydra_cfg)
     try:
-        specs = expand_configured_grid(cfg, hydra_cfg.job.config_name, hydra_cfg.overrides.task)
+        specs = expand_configured_grid(cfg, hydra_cfg.job.config_name, overrides)
     except GridError as exc:
         print(exc, file=sys.stderr)
         sys.exit(2)

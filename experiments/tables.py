@@ -15,6 +15,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from orchestration.compose import command_line_overrides
 from orchestration.grid import GridError, expand_configured_grid
 from orchestration.report import ReportSettings, make_report, tables_command
 from orchestration.table_formats import FORMATS
@@ -23,8 +24,9 @@ from orchestration.table_formats import FORMATS
 @hydra.main(version_base="1.3", config_path="conf", config_name="tables")
 def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
+    overrides = command_line_overrides(hydra_cfg)
     try:
-        specs = expand_configured_grid(cfg, hydra_cfg.job.config_name, hydra_cfg.overrides.task)
+        specs = expand_configured_grid(cfg, hydra_cfg.job.config_name, overrides)
         settings = ReportSettings.from_config(
             OmegaConf.to_container(cfg.tables, resolve=True), OmegaConf.to_container(cfg.grid, resolve=True)
         )
@@ -34,7 +36,7 @@ def main(cfg: DictConfig) -> None:
             )
         with contextlib.redirect_stdout(sys.stderr):  # MLflow prints run links: stdout is the table alone
             report = make_report(
-                specs, settings, tables_command(hydra_cfg.overrides.task), cfg.output, cfg.log_to_mlflow
+                specs, settings, tables_command(overrides), cfg.output, cfg.log_to_mlflow
             )
     except (GridError, ValueError) as exc:
         print(exc, file=sys.stderr)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from emorl.config import ConfigError, key_roles
 
@@ -28,13 +28,23 @@ class Composer:
     group choices; every other override is applied to a copy of that unresolved tree, which is then
     resolved."""
 
-    def __init__(self, config_name: str, cli_overrides: Sequence[str] = (), conf_dir: Path | None = None):
+    def __init__(
+        self,
+        config_name: str,
+        cli_overrides: Sequence[str] = (),
+        conf_dir: Path | None = None,
+        composed: DictConfig | None = None,
+    ):
+        """``composed``: the entry point's own config, already composed by Hydra from ``config_name`` and
+        ``cli_overrides`` (saves composing it again)."""
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
         self.config_name = config_name
         self.cli_overrides = list(cli_overrides)
         self.conf_dir = Path(conf_dir) if conf_dir is not None else CONF_DIR
         self._cache: dict[tuple[str, ...], dict[str, Any]] = {}
+        if composed is not None:
+            self._cache[()] = self._tree(composed)
         parsed = OverridesParser.create().parse_overrides(self.cli_overrides)
         self._cli_groups = {o.key_or_group for o in parsed if self.is_group(o.key_or_group)}
         self._cli_values = {
@@ -56,11 +66,15 @@ class Composer:
 
             with hydra_initialized(self.conf_dir):
                 cfg = compose(self.config_name, overrides=[*self.cli_overrides, *group_overrides])
-            tree = OmegaConf.to_container(cfg, resolve=False)
-            if isinstance(tree.get("launcher"), dict) and tree["launcher"].get("profile"):
-                apply_profile(tree["launcher"])
-            self._cache[cache_key] = tree
+            self._cache[cache_key] = self._tree(cfg)
         return self._cache[cache_key]
+
+    @staticmethod
+    def _tree(cfg: DictConfig) -> dict[str, Any]:
+        tree = OmegaConf.to_container(cfg, resolve=False)
+        if isinstance(tree.get("launcher"), dict) and tree["launcher"].get("profile"):
+            apply_profile(tree["launcher"])
+        return tree
 
     def compose(self, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """Resolved plain config for these overrides, and a problem per override naming no known key."""
@@ -165,6 +179,13 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any, may_add: bool = Fals
             node[part] = copy.deepcopy(value)
         else:
             node = node.setdefault(part, {})
+
+
+def command_line_overrides(hydra_cfg: Any) -> list[str]:
+    """What the user typed, as overrides that compose each run alike and re-run the command: the task's
+    overrides plus any ``hydra.searchpath`` (a folder of one's own grids), which Hydra keeps apart."""
+    searchpath = [item for item in hydra_cfg.overrides.hydra if item.startswith("hydra.searchpath=")]
+    return [*hydra_cfg.overrides.task, *searchpath]
 
 
 @contextmanager

@@ -257,4 +257,4 @@ def _typed(build: Callable[[Any], Section], raw: Any, problems: list[str]) -> Se
 def expand_configured_grid(cfg: DictConfig, config_name: str, cli_overrides: Sequence[str]) -> list[RunSpec]:
     """Expand the grid selected in a composed entry-point config (``cfg.grid``), as the CLI asked."""
     grid = OmegaConf.to_container(cfg.grid, resolve=True)
-    return expand_grid(grid, Composer(config_name, cli_overrides))
+    return expand_grid(grid, Composer(config_name, cli_overrides, composed=cfg))

@@ -4,6 +4,7 @@ under ``<output_root>/<grid>/tables/``, and attach them to the grid's table run.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +55,7 @@ class ReportSettings:
 def tables_command(overrides: Sequence[str]) -> str:
     """The command that writes these tables again (the launcher's own keys left out)."""
     kept = [o for o in overrides if o.split("=")[0].lstrip("+~") not in LAUNCH_ONLY]
-    return " ".join(["python experiments/tables.py", *kept])
+    return " ".join(["python experiments/tables.py", *map(shlex.quote, kept)])
 
 
 LAUNCH_ONLY = ("dry_run", "wait", "progress", "print_format", "output", "log_to_mlflow")

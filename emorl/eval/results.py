@@ -14,13 +14,15 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from emorl.eval.diagnosis import Diagnosis
 from emorl.logging import Logger
+
+if TYPE_CHECKING:  # torch-free at run time: status.py and the tables import DIAGNOSIS_TAG from here
+    from emorl.eval.diagnosis import Diagnosis
 
 RESULTS_FILE = "results.json"
 PER_IMAGE_FILE = "per_image.csv"
