@@ -7,7 +7,8 @@ The grid is ``benchmarks/submit_grid.py``'s (Tetrominoes × z_size × lr × seed
 Hydra tree. Its MLflow runs are written straight into the server's SQLite store before the server starts
 (finished ones with FG-ARI and a diagnosis, running ones with 50 steps of training loss); then the stages of
 ``experiments/status.py`` are timed in this process: expand + validate, read the grid back (one paged search,
-the ledger, the scheduler), and the per-cell table.
+the ledger, the scheduler), and the per-cell table; then ``python experiments/status.py`` itself, with the
+grid in a folder of its own (``hydra.searchpath``), start-up included.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -52,6 +56,25 @@ def create_runs(store_uri: str, specs: list[RunSpec]) -> None:
         else:
             metrics = [Metric("train/nll", 1000.0 - step, now, step) for step in range(0, 500, 10)]
             client.log_batch(run_id, metrics=metrics)
+
+
+def time_cli(grid: dict, overrides: list[str], work: Path, repeats: int = 3) -> str:
+    """Wall-clock seconds of the status command on this grid, each of ``repeats`` runs."""
+    (work / "conf" / "grid").mkdir(parents=True, exist_ok=True)
+    (work / "conf" / "grid" / "bench.yaml").write_text(yaml.safe_dump(grid))
+    command = [
+        sys.executable,
+        str(REPO / "experiments" / "status.py"),
+        "grid=bench",
+        f"hydra.searchpath=[file://{work / 'conf'}]",
+        *overrides,
+    ]
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, cwd=REPO)
+        seconds.append(time.perf_counter() - start)
+    return " | ".join(f"{value:.2f}" for value in seconds) + " s"
 
 
 def main() -> None:
@@ -96,7 +119,8 @@ def main() -> None:
             for row in rows:
                 print(" | ".join(f"{value:.2f}" for value in row))
             best = min(row[-1] for row in rows)
-            print(f"best total {best:.2f} s (goal ≤ 3 s; `python experiments/status.py` adds its start-up)")
+            print(f"best total in process {best:.2f} s (goal ≤ 3 s)")
+            print(f"python experiments/status.py, start-up included: {time_cli(grid, overrides, Path(work))}")
         finally:
             server.stop()
 
