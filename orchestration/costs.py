@@ -27,8 +27,6 @@ def record_costs(
     uri: str, tracked: Mapping[str, TrackedRun], history: Mapping[str, Sequence[Submission]]
 ) -> dict[str, TrackedRun]:
     """Log the cost of every ended SLURM job of each run not counted yet; returns ``tracked`` updated."""
-    from orchestration.tracking.runs import log_cost
-
     jobs = {
         key: [entry.job_id for entry in entries if entry.launcher == "slurm" and entry.event == "submitted"]
         for key, entries in history.items()
@@ -56,6 +54,8 @@ def record_costs(
             index += 1
         totals = {ELAPSED_HOURS: elapsed, GPU_HOURS: gpu}
         tag = ",".join([*sorted(counted[key]), *fresh])
+        from orchestration.tracking.runs import log_cost  # mlflow, loaded only when there is a cost to log
+
         log_cost(uri, run.run_id, rows, totals, index - 1, {COSTED_TAG: tag})
         updated[key] = dataclasses.replace(
             run, metrics={**run.metrics, **totals}, tags={**run.tags, COSTED_TAG: tag}

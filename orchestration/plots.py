@@ -26,6 +26,12 @@ def _pyplot():
     return plt
 
 
+def colours(n: int) -> list:
+    """``n`` colours of matplotlib's default cycle, repeated."""
+    cycle = _pyplot().rcParams["axes.prop_cycle"].by_key()["color"]
+    return [cycle[i % len(cycle)] for i in range(n)]
+
+
 def cell_names(cells: pd.DataFrame) -> dict[str, str]:
     """Each cell's name in words: the values of the labels that vary."""
     columns = varying_labels(cells)
@@ -34,19 +40,28 @@ def cell_names(cells: pd.DataFrame) -> dict[str, str]:
 
 def curve_bands(histories: dict[str, History], run_ids: list[str], key: str) -> pd.DataFrame | None:
     """Mean and std over the runs of ``key`` by step (steps any run logged), or None under two points."""
-    series = [
-        pd.Series(dict(histories[r][key])) for r in run_ids if len(histories.get(r, {}).get(key, [])) > 1
-    ]
-    if not series:
+    curves = [histories[r][key] for r in run_ids if len(histories.get(r, {}).get(key, [])) > 1]
+    if not curves:
         return None
-    frame = pd.concat(series, axis=1).sort_index()
+    if all(len(curve) == len(curves[0]) for curve in curves):  # the usual case: one array, no alignment
+        points = np.asarray(curves, dtype=float)  # (runs, steps, 2)
+        if (points[:, :, 0] == points[0, :, 0]).all():
+            values = points[:, :, 1]
+            std = values.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros(values.shape[1])
+            index = pd.Index(points[0, :, 0].astype(int))
+            return pd.DataFrame({"mean": values.mean(axis=0), "std": std}, index=index)
+    frame = pd.concat([pd.Series(dict(curve)) for curve in curves], axis=1).sort_index()
     return pd.DataFrame({"mean": frame.mean(axis=1), "std": frame.std(axis=1, ddof=1).fillna(0.0)})
+
+
+MAX_NAMED_CELLS = 10  # above this many cells a figure leaves out its legend and bands, which would hide it
 
 
 def training_curves(
     histories: dict[str, History], runs: pd.DataFrame, cells: pd.DataFrame, path: Path
 ) -> bool:
-    """One panel per logged curve, one line per cell; False (nothing written) when no curve was logged."""
+    """One panel per logged curve, one line per cell (with its ±std band and a legend up to
+    ``MAX_NAMED_CELLS`` cells, thin lines beyond); False (nothing written) when no curve was logged."""
     names = cell_names(cells)
     by_cell = runs.groupby("cell_key", sort=False)["run_id"].apply(list).to_dict()
     panels = []
@@ -57,15 +72,24 @@ def training_curves(
             panels.append((key, bands))
     if not panels:
         return False
+    named = len(names) <= MAX_NAMED_CELLS
     plt = _pyplot()
+    from matplotlib.collections import LineCollection
+
     figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
     for axis, (key, bands) in zip(axes[0], panels, strict=True):
-        for cell, band in bands.items():
-            steps = band.index.to_numpy()
-            axis.plot(steps, band["mean"], label=names[cell])
-            axis.fill_between(steps, band["mean"] - band["std"], band["mean"] + band["std"], alpha=0.25)
-        axis.set(title=key, xlabel="step")
-    axes[0][0].legend(fontsize="small")
+        if named:
+            for cell, band in bands.items():
+                steps = band.index.to_numpy()
+                axis.plot(steps, band["mean"], label=names[cell])
+                axis.fill_between(steps, band["mean"] - band["std"], band["mean"] + band["std"], alpha=0.25)
+        else:  # one collection: hundreds of lines drawn as fast as one
+            lines = [np.column_stack([band.index.to_numpy(), band["mean"]]) for band in bands.values()]
+            axis.add_collection(LineCollection(lines, linewidths=0.6, alpha=0.5, colors=colours(len(lines))))
+            axis.autoscale_view()
+        axis.set(title=key if named else f"{key} ({len(bands)} cells, means)", xlabel="step")
+    if named:
+        axes[0][0].legend(fontsize="small")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -81,24 +105,20 @@ def seed_strip(runs: pd.DataFrame, cells: pd.DataFrame, path: Path) -> bool:
         return False
     names = cell_names(cells)
     plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(max(4.0, 1.2 * len(names)), 3.6))
-    jitter = np.random.default_rng(0)
-    for position, cell in enumerate(names):
-        seeds = finished[finished["cell_key"] == cell]
-        collapsed = (seeds[DIAGNOSIS_TAG] == COLLAPSED).to_numpy()
-        x = position + jitter.uniform(-0.12, 0.12, len(seeds))
-        values = 100 * seeds[FG_ARI].to_numpy()
-        axis.scatter(
-            x[~collapsed], values[~collapsed], color="tab:blue", label="seed" if position == 0 else None
-        )
-        axis.scatter(
-            x[collapsed],
-            values[collapsed],
-            color="tab:red",
-            marker="x",
-            label="collapsed" if position == 0 else None,
-        )
-    axis.set_xticks(range(len(names)), list(names.values()), rotation=20, ha="right")
+    figure, axis = plt.subplots(figsize=(min(max(4.0, 1.2 * len(names)), 20.0), 3.6))
+    positions = {cell: position for position, cell in enumerate(names, start=1)}
+    seeds = finished[finished["cell_key"].isin(positions)]
+    jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(seeds))
+    x = seeds["cell_key"].map(positions).to_numpy() + jitter
+    values = 100 * seeds[FG_ARI].to_numpy()
+    collapsed = (seeds[DIAGNOSIS_TAG] == COLLAPSED).to_numpy()
+    axis.scatter(x[~collapsed], values[~collapsed], color="tab:blue", label="seed")
+    if collapsed.any():
+        axis.scatter(x[collapsed], values[collapsed], color="tab:red", marker="x", label="collapsed")
+    if len(names) <= 4 * MAX_NAMED_CELLS:
+        axis.set_xticks(range(1, len(names) + 1), list(names.values()), rotation=20, ha="right")
+    else:  # too many to name: cells in the tables' order
+        axis.set(xlabel=f"cell (1-{len(names)}, in the tables' order)")
     axis.set(ylabel="FG-ARI (%)", ylim=(-2, 102))
     axis.legend(fontsize="small")
     figure.tight_layout()

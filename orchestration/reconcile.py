@@ -76,10 +76,10 @@ def mark_gone_runs(
     live: Mapping[str, str],
 ) -> dict[str, TrackedRun]:
     """End every gone run in MLflow (status and reason tags); returns ``tracked`` as it now stands."""
-    from orchestration.tracking.runs import end_run
-
     updated = dict(tracked)
     for gone in gone_runs(tracked, ledger, live):
+        from orchestration.tracking.runs import end_run  # mlflow, loaded only when a run must be ended
+
         tags = {END_REASON_TAG: gone.reason, FAILURE_KIND_TAG: gone.kind.value}
         end_run(uri, gone.run_id, gone.status, tags)
         run = updated[gone.run_key]

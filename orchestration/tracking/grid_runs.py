@@ -5,15 +5,19 @@ table run.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from mlflow.entities import RunData
-from mlflow.tracking import MlflowClient
-
+from orchestration.tracking import rest
 from orchestration.tracking.store import ensure_experiment
+
+if TYPE_CHECKING:  # imported where used: status.py reads a server's runs without the mlflow package
+    from mlflow.tracking import MlflowClient
 
 PROGRESS_METRICS = ("train/total_loss", "train/nll")  # the step of the latest of these is the run's step
 
@@ -34,25 +38,37 @@ class TrackedRun:
 
 
 def tracked_runs(uri: str, experiment: str, grid: str) -> dict[str, TrackedRun]:
-    """All MLflow runs of ``grid`` in ``experiment`` by run_key, oldest first (empty for a new experiment)."""
+    """All MLflow runs of ``grid`` in ``experiment`` by run_key, oldest first (empty for a new experiment).
+    A server is searched over its REST API directly where it can be (``rest``), else through mlflow."""
+    filter_string = f"tags.grid = '{grid}'"
+    order_by = ["attributes.start_time ASC"]  # creation order: the grid's order of submission
+    if rest.serves(uri):
+        try:
+            found = [_from_json(run) for run in rest.search_runs(uri, experiment, filter_string, order_by)]
+            return {run.run_key: run for run in found if run.run_key}
+        except rest.RestUnavailable:
+            pass  # the mlflow client tries again, and says what is wrong if it is
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient(tracking_uri=uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
+    experiment_found = client.get_experiment_by_name(experiment)
+    if experiment_found is None:
         return {}
     runs: dict[str, TrackedRun] = {}
     token = None
     while True:
         page = client.search_runs(
-            [found.experiment_id],
-            filter_string=f"tags.grid = '{grid}'",
+            [experiment_found.experiment_id],
+            filter_string=filter_string,
             max_results=5000,
-            order_by=["attributes.start_time ASC"],  # creation order: the grid's order of submission
+            order_by=order_by,
             page_token=token,
         )
         for run in page:
             key = run.data.tags.get("run_key")
             if key:
                 info, data = run.info, run.data
+                steps = {metric.key: metric.step for metric in data.to_proto().metrics}
                 runs[key] = TrackedRun(
                     info.run_id,
                     key,
@@ -62,16 +78,37 @@ def tracked_runs(uri: str, experiment: str, grid: str) -> dict[str, TrackedRun]:
                     data.params,
                     info.start_time,
                     info.end_time,
-                    step=_step(data),
+                    step=_step(steps),
                 )
         token = page.token
         if not token:
             return runs
 
 
-def _step(data: RunData) -> int | None:
-    """The step of the progress metric: MLflow keeps each metric's value at its highest step."""
-    steps = {metric.key: metric.step for metric in data.to_proto().metrics}
+def _from_json(run: dict[str, Any]) -> TrackedRun:
+    """A run of the REST API's search reply (int64 fields may come as strings, NaN as "NaN")."""
+    info, data = run["info"], run.get("data", {})
+    metrics = data.get("metrics", [])
+    tags = {tag["key"]: tag.get("value", "") for tag in data.get("tags", [])}
+
+    def moment(name: str) -> int | None:
+        return int(info[name]) if info.get(name) not in (None, "") else None
+
+    return TrackedRun(
+        info["run_id"],
+        tags.get("run_key", ""),
+        info["status"],
+        {metric["key"]: float(metric["value"]) for metric in metrics},
+        tags,
+        {param["key"]: param.get("value", "") for param in data.get("params", [])},
+        moment("start_time"),
+        moment("end_time"),
+        step=_step({metric["key"]: int(metric.get("step", 0)) for metric in metrics}),
+    )
+
+
+def _step(steps: dict[str, int]) -> int | None:
+    """The step of the progress metric (MLflow keeps each metric's value at its highest step)."""
     return next((steps[name] for name in PROGRESS_METRICS if name in steps), None)
 
 
@@ -84,8 +121,17 @@ def metric_histories(
     """The history of each of ``keys`` (empty where not logged) of each ``(run_id, end_time)``, by run id.
     A run that has ended is read once: its histories are kept in ``cache_dir`` under its run id and end
     time, so a run that changes (resumed, ended again) is read again."""
-    client = MlflowClient(tracking_uri=uri)
     cache = Path(cache_dir) if cache_dir is not None else None
+    clients: list[MlflowClient] = []  # made on the first read that the cache cannot answer
+    making = threading.Lock()
+
+    def client() -> MlflowClient:
+        with making:
+            if not clients:
+                from mlflow.tracking import MlflowClient
+
+                clients.append(MlflowClient(tracking_uri=uri))
+        return clients[0]
 
     def one(run: tuple[str, int | None]) -> tuple[str, History]:
         run_id, end_time = run
@@ -97,7 +143,7 @@ def metric_histories(
                 for key, points in json.loads(path.read_text()).items()
             }
         fresh = {
-            key: sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+            key: sorted((m.step, m.value) for m in client().get_metric_history(run_id, key))
             for key in keys
             if key not in cached
         }
@@ -119,34 +165,45 @@ def table_experiment(experiment: str) -> str:
     return f"{experiment}-tables"
 
 
+SETTLE_S = 2.0  # longer than a create_run request takes: a run stamped earlier has landed by then
+
+
 def grid_table_run(uri: str, experiment: str, grid: str, client: MlflowClient | None = None) -> str:
     """The id of ``grid``'s table run (tag ``grid_table``), created once even when many processes ask at
-    once: each creates one if it finds none, then all keep the oldest and the others delete their own."""
+    once: each creates one if it finds none, and all keep the oldest (by its client-side start time), the
+    others deleting their own. A run stamped earlier may land later, so the oldest is only trusted once it
+    is ``SETTLE_S`` old."""
+    from mlflow.tracking import MlflowClient
+
     client = client or MlflowClient(tracking_uri=uri)
     experiment_id = ensure_experiment(uri, table_experiment(experiment), client)
 
-    def oldest() -> str | None:
+    def oldest() -> tuple[str, int] | None:
         runs = client.search_runs(
             [experiment_id], filter_string=f"tags.grid_table = '{grid}'", max_results=100
         )
         ranked = sorted(runs, key=lambda run: (run.info.start_time, run.info.run_id))
-        return ranked[0].info.run_id if ranked else None
+        return (ranked[0].info.run_id, ranked[0].info.start_time) if ranked else None
 
     found = oldest()
-    if found is not None:
-        return found
-    mine = client.create_run(
-        experiment_id, run_name=f"{grid} · tables", tags={"grid_table": grid}
-    ).info.run_id
-    winner = oldest() or mine
-    if winner != mine:
-        client.delete_run(mine)
-    return winner
+    mine = None
+    if found is None:
+        mine = client.create_run(experiment_id, run_name=f"{grid} · tables", tags={"grid_table": grid})
+        found = (mine.info.run_id, mine.info.start_time)
+    age = time.time() - found[1] / 1000
+    if age < SETTLE_S:
+        time.sleep(SETTLE_S - age)
+        found = oldest() or found
+    if mine is not None and found[0] != mine.info.run_id:
+        client.delete_run(mine.info.run_id)
+    return found[0]
 
 
 def log_tables(uri: str, experiment: str, grid: str, folder: str | Path, summary: str | None = None) -> str:
     """Attach every file in ``folder`` to the grid's table run (artifacts ``tables/``) and, with a Markdown
     ``summary``, show it (and a link to that run) as the description of the grid's experiment."""
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient(tracking_uri=uri)
     run_id = grid_table_run(uri, experiment, grid, client)
     client.log_artifacts(run_id, str(folder), "tables")

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
+if TYPE_CHECKING:  # imported where used, so reading a grid back need not load the mlflow package
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
 
 
 def local_tracking_uri(root: str | Path) -> str:
@@ -35,6 +37,8 @@ class TrackingUnavailable(RuntimeError):
 def is_outage(exc: BaseException) -> bool:
     """True when ``exc`` says the store could not be reached or failed (connection refused, timeout, 5xx),
     which waiting can cure; False for an answer that refuses (4xx: a login, a permission, a bad request)."""
+    from mlflow.exceptions import MlflowException
+
     if isinstance(exc, TrackingUnavailable):
         return exc.__cause__ is not None and is_outage(exc.__cause__)
     if isinstance(exc, MlflowException):
@@ -74,6 +78,9 @@ def ensure_experiment(tracking_uri: str, name: str, client: MlflowClient | None 
     """The experiment's id, creating it if needed. Safe when a grid's jobs start together. With an embedded
     SQLite store its artifacts go next to the database file (``<root>/mlartifacts``), not into ``./mlruns``
     of whatever the working directory is."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
     client = client or MlflowClient(tracking_uri)
     try:
         experiment = client.get_experiment_by_name(name)

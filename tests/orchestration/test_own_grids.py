@@ -28,7 +28,11 @@ def test_a_grid_from_a_folder_of_ones_own_plans_and_shows_its_status(tmp_path):
         "seeds": [1, 2],
     }
     (tmp_path / "conf" / "grid" / "mine.yaml").write_text(yaml.safe_dump(grid))
-    overrides = ["grid=mine", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", f"output_root={tmp_path / 'out'}"]
+    overrides = [
+        "grid=mine",
+        f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+        f"output_root={tmp_path / 'out'}",
+    ]
 
     planned = entry_point("ablation_grid.py", *overrides, "dry_run=true")
     assert planned.returncode == 0, planned.stderr

@@ -1,0 +1,114 @@
+"""A grid's runs searched over MLflow's REST API with the standard library alone.
+
+``status.py`` only reads, and importing the mlflow package costs 2.5 s of its start-up on a 2-core machine,
+more than the whole read of a 256-run grid. So for an ``http(s)`` server reached with no login, or with
+MLflow's own environment variables (user and password, or a token; TLS settings honoured), the search goes
+out as the documented ``runs/search`` calls from here. Any other setup (a credentials file, an auth plugin,
+client certificates) and any failure of this path (``RestUnavailable``) leave it to the mlflow client, so its
+messages and retries stay the only ones a user sees.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+# Setups only the mlflow client knows how to authenticate; with any of them set, this path stays out.
+CLIENT_ONLY = ("MLFLOW_TRACKING_AUTH", "MLFLOW_TRACKING_CLIENT_CERT_PATH", "MLFLOW_TRACKING_AWS_SIGV4")
+PAGE = 1000  # runs per search page (the server's maximum is 50 000)
+
+
+class RestUnavailable(RuntimeError):
+    """This path cannot answer (unreachable, refused, unexpected reply): ask the mlflow client instead."""
+
+
+def serves(uri: str) -> bool:
+    """True when this module can read from ``uri`` as the mlflow client would."""
+    return (
+        uri.startswith(("http://", "https://"))
+        and not any(os.environ.get(name) for name in CLIENT_ONLY)
+        and not (Path.home() / ".mlflow" / "credentials").is_file()
+    )
+
+
+def search_runs(
+    uri: str, experiment: str, filter_string: str, order_by: list[str]
+) -> Iterator[dict[str, Any]]:
+    """Every run of ``experiment`` matching ``filter_string``, page by page, as the REST API's JSON
+    (``info``, ``data`` with lists of ``metrics``, ``params``, ``tags``); none for a missing experiment."""
+    experiment_id = _experiment_id(uri, experiment)
+    if experiment_id is None:
+        return
+    token = None
+    while True:
+        body: dict[str, Any] = {
+            "experiment_ids": [experiment_id],
+            "filter": filter_string,
+            "max_results": PAGE,
+            "order_by": order_by,
+        }
+        if token:
+            body["page_token"] = token
+        page = _call(uri, "runs/search", body=body)
+        yield from page.get("runs", [])
+        token = page.get("next_page_token")
+        if not token:
+            return
+
+
+def _experiment_id(uri: str, name: str) -> str | None:
+    try:
+        found = _call(uri, "experiments/get-by-name", query={"experiment_name": name})
+    except _NotFound:
+        return None
+    return found["experiment"]["experiment_id"]
+
+
+class _NotFound(Exception):
+    pass
+
+
+def _call(
+    uri: str, endpoint: str, body: dict[str, Any] | None = None, query: dict[str, str] | None = None
+) -> Any:
+    url = f"{uri.rstrip('/')}/api/2.0/mlflow/{endpoint}"
+    if query:
+        url += "?" + urllib.parse.urlencode(query)
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers=_headers(), method="POST" if data else "GET")
+    timeout = float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "20"))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=_tls()) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404 and endpoint.startswith("experiments/"):
+            raise _NotFound from None
+        raise RestUnavailable(f"HTTP {exc.code} from {url}") from exc
+    except (OSError, ValueError) as exc:  # unreachable, timed out, or not JSON
+        raise RestUnavailable(f"{url}: {exc}") from exc
+
+
+def _headers() -> dict[str, str]:
+    headers = {"Content-Type": "application/json"}
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if user and password:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    elif token:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+def _tls() -> ssl.SSLContext | None:
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+        return ssl._create_unverified_context()  # the user asked for it, as mlflow does
+    cafile = os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH")
+    return ssl.create_default_context(cafile=cafile) if cafile else None
