@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import types
 import typing
 from collections.abc import Mapping
@@ -370,14 +371,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@functools.cache
+def _typed_fields(section_type: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field]]:
+    """A config dataclass's resolved type hints and fields (evaluating string annotations is costly)."""
+    return typing.get_type_hints(section_type), {item.name: item for item in dataclasses.fields(section_type)}
+
+
 def typed_values(
     section_type: type, raw: Mapping[str, Any], prefix: str, errors: list[str]
 ) -> dict[str, Any]:
     """``raw``'s values coerced to the field types of the dataclass ``section_type``, and a problem in
     ``errors`` for each unknown key, missing key (a field without a default) or bad value. A field whose
     metadata gives a ``MINIMUM`` is an integer count of at least that."""
-    hints = typing.get_type_hints(section_type)
-    fields = {item.name: item for item in dataclasses.fields(section_type)}
+    hints, fields = _typed_fields(section_type)
     for key in raw:
         if key not in fields:
             errors.append(f"{prefix}.{key} is not a known key (known: {', '.join(sorted(fields))})")

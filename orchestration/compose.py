@@ -7,7 +7,6 @@ command line (which thus has the last word on any key it names). A launcher prof
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -83,7 +82,7 @@ class Composer:
             for key, value in overrides.items()
             if self.is_group(key) and key not in self._cli_groups
         ]
-        tree = copy.deepcopy(self.base(groups))
+        tree = plain_copy(self.base(groups))
         errors = []
         for key, value in [*overrides.items(), *self._cli_values.items()]:
             if self.is_group(key):
@@ -176,9 +175,18 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any, may_add: bool = Fals
                 "prefix with '+' to add a new key"
             )
         if last:
-            node[part] = copy.deepcopy(value)
+            node[part] = plain_copy(value)
         else:
             node = node.setdefault(part, {})
+
+
+def plain_copy(node: Any) -> Any:
+    """A copy of a tree of dicts and lists (of immutable leaves), several times faster than deepcopy."""
+    if isinstance(node, dict):
+        return {key: plain_copy(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [plain_copy(value) for value in node]
+    return node
 
 
 def command_line_overrides(hydra_cfg: Any) -> list[str]:

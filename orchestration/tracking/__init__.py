@@ -1,7 +1,8 @@
 """MLflow tracking: every access to MLflow in the project goes through this package.
 
 ``store`` (the tracking store and its experiments), ``runs`` (one training's run, found by its run_key),
-``grid_runs`` (a grid's runs, read back; its table run), ``logger`` (the non-blocking ``MLflowLogger``),
+``grid_runs`` (a grid's runs, read back; its table run), ``rest`` (that read, over a server's REST API
+without the mlflow package), ``logger`` (the non-blocking ``MLflowLogger``),
 ``spool`` (what an unreachable server did not take, and its later delivery) and ``lifetime`` (a run's
 signals and final status).
 """
