@@ -2,6 +2,8 @@
 
     python benchmarks/submit_grid.py             # 2000 runs; submitted to a DebugExecutor (pickling only)
     python benchmarks/submit_grid.py --slurm     # real sbatch to $SLURM_CONF's cluster (held, then cancelled)
+    python benchmarks/submit_grid.py --demo-cli  # `ablation_grid.py grid=demo launcher=slurm` itself, 4 runs,
+                                                 # against a real mlflow server, its data already there
 
 The grid is Tetrominoes × (z_size, lr, K) × seeds composed from the shipped Hydra tree. With --slurm the jobs
 go to the cluster of $SLURM_CONF held (`launcher.hold=true`) and are cancelled right after, so nothing runs.
@@ -38,6 +40,46 @@ def large_grid(sizes: list[int], seeds: int) -> dict:
     }
 
 
+def time_demo_cli(repeats: int = 3) -> None:
+    """Seconds of the whole command submitting the 4-run demo grid (held, then cancelled), each into a new
+    experiment of one real ``mlflow server``, after a first submission has generated the data."""
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(repo))
+    from tests.fixtures.mlflow_server import MlflowServer
+
+    with tempfile.TemporaryDirectory() as work:
+        server = MlflowServer(Path(work) / "server")
+        server.start()
+        try:
+            for attempt in range(repeats + 1):
+                command = [
+                    sys.executable,
+                    str(repo / "experiments" / "ablation_grid.py"),
+                    "grid=demo",
+                    "launcher=slurm",
+                    "launcher.hold=true",
+                    "wait=false",
+                    f"output_root={work}/out{attempt}",
+                    f"data.root={work}/data",
+                    "tracking=server",
+                    f"tracking.uri={server.uri}",
+                    f"grid.experiment=bench-demo-{attempt}",
+                ]
+                start = time.perf_counter()
+                done = subprocess.run(command, capture_output=True, text=True, check=True)
+                seconds = time.perf_counter() - start
+                for line in done.stdout.splitlines():
+                    if line.startswith("submitted"):
+                        subprocess.run(["scancel", line.rsplit(" ", 1)[-1]], check=False)
+                what = "first (generates the data)" if attempt == 0 else f"again ({attempt})"
+                print(f"submit the 4-run demo grid, {what}: {seconds:.2f} s")
+        finally:
+            server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -45,7 +87,11 @@ def main() -> None:
     parser.add_argument("--runs-per-axis", type=int, nargs=3, default=[10, 10, 5], metavar=("Z", "LR", "K"))
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--slurm", action="store_true", help="submit for real (held, then cancelled)")
+    parser.add_argument("--demo-cli", action="store_true", help="time the command submitting the demo grid")
     args = parser.parse_args()
+    if args.demo_cli:
+        time_demo_cli()
+        return
 
     with tempfile.TemporaryDirectory() as root:
         launcher = (

@@ -1,11 +1,12 @@
-"""A grid's runs searched over MLflow's REST API with the standard library alone.
+"""A grid's runs searched, and its experiment ensured, over MLflow's REST API with the standard library.
 
 ``status.py`` only reads, and importing the mlflow package costs 2.5 s of its start-up on a 2-core machine,
-more than the whole read of a 256-run grid. So for an ``http(s)`` server reached with no login, or with
-MLflow's own environment variables (user and password, or a token; TLS settings honoured), the search goes
-out as the documented ``runs/search`` calls from here. Any other setup (a credentials file, an auth plugin,
-client certificates) and any failure of this path (``RestUnavailable``) leave it to the mlflow client, so its
-messages and retries stay the only ones a user sees.
+more than the whole read of a 256-run grid (and half of submitting a small one). So for an ``http(s)``
+server reached with no login, or with MLflow's own environment variables (user and password, or a token;
+TLS settings honoured), the search and the experiment's look-up and creation go out as the documented REST
+calls from here. Any other setup (a credentials file, an auth plugin, client certificates) and any failure
+of this path (``RestUnavailable``) leave it to the mlflow client, so its messages and retries stay the only
+ones a user sees.
 """
 
 from __future__ import annotations
@@ -64,12 +65,36 @@ def search_runs(
             return
 
 
+def ensure_experiment(uri: str, name: str, tags: dict[str, str]) -> str:
+    """The id of experiment ``name``, created with ``tags`` if missing (or by another job meanwhile), its
+    ``tags`` set if it lacks them: ``store.ensure_experiment`` for a server, without the mlflow package."""
+    found = _experiment(uri, name)
+    if found is None:
+        body = {"name": name, "tags": [{"key": key, "value": value} for key, value in tags.items()]}
+        try:
+            return _call(uri, "experiments/create", body=body)["experiment_id"]
+        except RestUnavailable:
+            found = _experiment(uri, name)  # jobs of one grid start together: another may have created it
+            if found is None:
+                raise
+    have = {tag["key"]: tag.get("value") for tag in found.get("tags", [])}
+    for key, value in tags.items():
+        if have.get(key) != value:
+            body = {"experiment_id": found["experiment_id"], "key": key, "value": value}
+            _call(uri, "experiments/set-experiment-tag", body=body)
+    return found["experiment_id"]
+
+
 def _experiment_id(uri: str, name: str) -> str | None:
+    found = _experiment(uri, name)
+    return None if found is None else found["experiment_id"]
+
+
+def _experiment(uri: str, name: str) -> dict[str, Any] | None:
     try:
-        found = _call(uri, "experiments/get-by-name", query={"experiment_name": name})
+        return _call(uri, "experiments/get-by-name", query={"experiment_name": name})["experiment"]
     except _NotFound:
         return None
-    return found["experiment"]["experiment_id"]
 
 
 class _NotFound(Exception):

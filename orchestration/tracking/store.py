@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orchestration.tracking import rest
+
 if TYPE_CHECKING:  # imported where used, so reading a grid back need not load the mlflow package
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
@@ -78,6 +80,11 @@ def ensure_experiment(tracking_uri: str, name: str, client: MlflowClient | None 
     """The experiment's id, creating it if needed. Safe when a grid's jobs start together. With an embedded
     SQLite store its artifacts go next to the database file (``<root>/mlartifacts``), not into ``./mlruns``
     of whatever the working directory is."""
+    if client is None and rest.serves(tracking_uri):
+        try:
+            return rest.ensure_experiment(tracking_uri, name, EXPERIMENT_KIND)
+        except rest.RestUnavailable:
+            pass  # the mlflow client tries again, and says what is wrong if it is
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 

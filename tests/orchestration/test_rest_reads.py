@@ -1,6 +1,6 @@
-"""A grid read back over the REST API directly (``orchestration.tracking.rest``) against a real ``mlflow
-server``: the same runs as the mlflow client reads, without loading the mlflow package; anything it cannot do
-left to the client."""
+"""A grid read back, and its experiment ensured, over the REST API directly (``orchestration.tracking.rest``)
+against a real ``mlflow server``: the same runs as the mlflow client reads, without loading the mlflow
+package; anything it cannot do left to the client."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from orchestration.tracking import rest
 from orchestration.tracking.grid_runs import tracked_runs
+from orchestration.tracking.store import EXPERIMENT_KIND, ensure_experiment
 from tests.fixtures.mlflow_server import free_port
 
 pytestmark = pytest.mark.mlflow_server
@@ -106,3 +107,32 @@ def test_only_setups_the_standard_library_can_authenticate_go_direct(monkeypatch
     (tmp_path / ".mlflow").mkdir()
     (tmp_path / ".mlflow" / "credentials").write_text("[mlflow]\nmlflow_tracking_username = me\n")
     assert not rest.serves("https://mlflow.lab:5000")
+
+
+def test_an_experiment_is_created_tagged_and_reused_over_rest(mlflow_server):
+    name = f"rest-new-{uuid.uuid4().hex[:8]}"
+    experiment_id = ensure_experiment(mlflow_server, name)
+    assert rest.ensure_experiment(mlflow_server, name, EXPERIMENT_KIND) == experiment_id
+    client = MlflowClient(mlflow_server)
+    assert client.get_experiment(experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+    untagged = client.create_experiment(f"rest-old-{uuid.uuid4().hex[:8]}")  # made before the kind tag
+    name_of_untagged = client.get_experiment(untagged).name
+    assert ensure_experiment(mlflow_server, name_of_untagged) == untagged
+    assert client.get_experiment(untagged).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_an_experiment_created_meanwhile_by_another_job_is_reused(mlflow_server, monkeypatch):
+    name = f"rest-race-{uuid.uuid4().hex[:8]}"
+    calls = []
+    real = rest._experiment
+
+    def late_lookup(uri, wanted):  # the first look-up misses it: another job creates it just after
+        calls.append(wanted)
+        if len(calls) == 1:
+            MlflowClient(uri).create_experiment(wanted)
+            return None
+        return real(uri, wanted)
+
+    monkeypatch.setattr(rest, "_experiment", late_lookup)
+    experiment_id = rest.ensure_experiment(mlflow_server, name, EXPERIMENT_KIND)
+    assert experiment_id == MlflowClient(mlflow_server).get_experiment_by_name(name).experiment_id
