@@ -124,6 +124,8 @@ def run(cfg: DictConfig) -> int:
     if cfg.grid.get("after_table"):  # what the grid's author wants a reader of its table to know
         print(f"\n{cfg.grid.after_table.strip()}")
     print(f"tables and plots: {tables_folder(first.output_root, grid)}")
+    if report.table_run:
+        print(f"MLflow table run: {report.table_run.where}")
     return 1 if failures else 0
 
 

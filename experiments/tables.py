@@ -8,7 +8,6 @@ python experiments/tables.py grid=table2_tetrominoes tables.include_collapsed=fa
 
 from __future__ import annotations
 
-import contextlib
 import sys
 
 import hydra
@@ -34,18 +33,15 @@ def main(cfg: DictConfig) -> None:
             raise ValueError(
                 f"print_format={cfg.print_format!r} is not known (choose one of {', '.join(FORMATS)})"
             )
-        with contextlib.redirect_stdout(sys.stderr):  # MLflow prints run links: stdout is the table alone
-            report = make_report(
-                specs, settings, tables_command(overrides), cfg.output, cfg.log_to_mlflow
-            )
+        report = make_report(specs, settings, tables_command(overrides), cfg.output, cfg.log_to_mlflow)
     except (GridError, ValueError) as exc:
         print(exc, file=sys.stderr)
         sys.exit(2)
     shown = next((p for p in report.files if p.suffix == f".{FORMATS[cfg.print_format]}"), None)
     print(report.markdown if shown is None else shown.read_text())
     print(f"written: {', '.join(str(path) for path in report.files)}", file=sys.stderr)
-    if report.table_run_id:
-        print(f"MLflow table run: {report.table_run_id}", file=sys.stderr)
+    if report.table_run:
+        print(f"MLflow table run: {report.table_run.where}", file=sys.stderr)
 
 
 if __name__ == "__main__":

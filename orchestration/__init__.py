@@ -14,3 +14,6 @@ import os
 # lack) and sets and unsets an environment variable while it runs, racing every copy of os.environ (submitit
 # copies it to launch each job: a KeyError there lost a whole submission). Off unless a user turns it on.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# MLflow prints "🏃 View run … at: <url>" on stdout whenever a run ends against a server: in the middle of a
+# grid's printed tables. The entry points print the links that matter (the grid's runs, its table run).
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")

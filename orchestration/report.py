@@ -15,7 +15,7 @@ from orchestration.aggregate import aggregate, asked_runs, collect
 from orchestration.run_spec import RunSpec
 from orchestration.table_formats import FORMATS, markdown, parse_formats, render
 from orchestration.tables import LAYOUTS, PAPER_METRICS, build_table
-from orchestration.tracking.grid_runs import log_tables
+from orchestration.tracking.grid_runs import TableRun, log_tables
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class Report:
     markdown: str
     files: list[Path]
     cells: pd.DataFrame
-    table_run_id: str | None
+    table_run: TableRun | None
 
 
 def tables_folder(output_root: str | Path, grid: str) -> Path:
@@ -110,8 +110,8 @@ def make_report(
 
         files += write_plots(uri, runs, cells, folder, grid, cache_dir=folder.parent / ".history-cache")
     text = markdown(table, command)
-    run_id = log_tables(uri, experiment, grid, folder, summary=text) if log_to_mlflow else None
-    return Report(text, files, cells, run_id)
+    table_run = log_tables(uri, experiment, grid, folder, summary=text) if log_to_mlflow else None
+    return Report(text, files, cells, table_run)
 
 
 def _write(path: Path, text: str) -> None:

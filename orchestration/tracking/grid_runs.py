@@ -199,7 +199,17 @@ def grid_table_run(uri: str, experiment: str, grid: str, client: MlflowClient | 
     return found[0]
 
 
-def log_tables(uri: str, experiment: str, grid: str, folder: str | Path, summary: str | None = None) -> str:
+@dataclass(frozen=True)
+class TableRun:
+    """The grid's table run: its id, and where to open it (the UI's page for a server, else the id)."""
+
+    run_id: str
+    where: str
+
+
+def log_tables(
+    uri: str, experiment: str, grid: str, folder: str | Path, summary: str | None = None
+) -> TableRun:
     """Attach every file in ``folder`` to the grid's table run (artifacts ``tables/``) and, with a Markdown
     ``summary``, show it (and a link to that run) as the description of the grid's experiment."""
     from mlflow.tracking import MlflowClient
@@ -208,12 +218,10 @@ def log_tables(uri: str, experiment: str, grid: str, folder: str | Path, summary
     run_id = grid_table_run(uri, experiment, grid, client)
     client.log_artifacts(run_id, str(folder), "tables")
     client.set_terminated(run_id, "FINISHED")
+    table_id = client.get_run(run_id).info.experiment_id
+    where = f"{uri.rstrip('/')}/#/experiments/{table_id}/runs/{run_id}" if uri.startswith("http") else run_id
     if summary is not None:
         experiment_id = ensure_experiment(uri, experiment, client)
-        table_id = client.get_run(run_id).info.experiment_id
-        where = (
-            f"{uri.rstrip('/')}/#/experiments/{table_id}/runs/{run_id}" if uri.startswith("http") else run_id
-        )
         note = f"{summary}\n\nAll formats and plots: the table run [{grid} · tables]({where}).\n"
         client.set_experiment_tag(experiment_id, "mlflow.note.content", note)
-    return run_id
+    return TableRun(run_id, where)

@@ -85,16 +85,18 @@ def test_the_markdown_names_the_collapsed_failed_and_missing_seeds(report):
 
 def test_the_files_are_artifacts_of_the_grids_table_run_apart_from_training_runs(mlflow_server, report):
     client = MlflowClient(mlflow_server)
-    run = client.get_run(report.table_run_id)
+    run = client.get_run(report.table_run.run_id)
     tables = client.get_experiment_by_name(table_experiment("emorl-report"))
     assert run.info.experiment_id == tables.experiment_id and run.info.status == "FINISHED"
-    logged = {Path(a.path).name for a in client.list_artifacts(report.table_run_id, "tables")}
+    logged = {Path(a.path).name for a in client.list_artifacts(report.table_run.run_id, "tables")}
     assert logged == {path.name for path in report.files}
     training = client.get_experiment_by_name("emorl-report")
     assert (
         "90.0 ± 7.1" in training.tags["mlflow.note.content"]
     )  # the experiment's description shows the table
-    assert report.table_run_id in training.tags["mlflow.note.content"]
+    assert report.table_run.run_id in training.tags["mlflow.note.content"]
+    page = f"{mlflow_server}/#/experiments/{tables.experiment_id}/runs/{report.table_run.run_id}"
+    assert report.table_run.where == page
 
 
 def test_grid_experiments_open_as_model_training_in_the_ui(mlflow_server, report):
@@ -193,4 +195,4 @@ def test_the_entry_point_writes_every_format_and_logs_it(mlflow_server, tmp_path
         "demo.tex",
         "demo_fg_ari_seeds.png",
     ]  # no curves: these runs logged no training history
-    assert "MLflow table run:" in done.stderr
+    assert "MLflow table run: http" in done.stderr and "View run" not in done.stdout + done.stderr
