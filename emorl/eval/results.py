@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from emorl.logging import Logger
 
@@ -58,6 +57,8 @@ def write_results(
     if diagnosis is not None:
         results["diagnosis"] = {"label": diagnosis.label, "reason": diagnosis.reason}
     if per_image is not None:
+        import pandas as pd  # here: status.py imports this module for DIAGNOSIS_TAG alone
+
         table = pd.DataFrame({key: np.asarray(value) for key, value in per_image.items()})
         table.index.name = "image"
         table.to_csv(out_dir / PER_IMAGE_FILE)
