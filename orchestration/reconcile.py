@@ -77,9 +77,10 @@ def mark_gone_runs(
 ) -> dict[str, TrackedRun]:
     """End every gone run in MLflow (status and reason tags); returns ``tracked`` as it now stands."""
     updated = dict(tracked)
-    for gone in gone_runs(tracked, ledger, live):
+    gone_ones = gone_runs(tracked, ledger, live)
+    if gone_ones:
         from orchestration.tracking.runs import end_run  # mlflow, loaded only when a run must be ended
-
+    for gone in gone_ones:
         tags = {END_REASON_TAG: gone.reason, FAILURE_KIND_TAG: gone.kind.value}
         end_run(uri, gone.run_id, gone.status, tags)
         run = updated[gone.run_key]

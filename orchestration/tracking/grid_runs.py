@@ -4,10 +4,11 @@ table run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,19 +43,25 @@ def tracked_runs(uri: str, experiment: str, grid: str) -> dict[str, TrackedRun]:
     A server is searched over its REST API directly where it can be (``rest``), else through mlflow."""
     filter_string = f"tags.grid = '{grid}'"
     order_by = ["attributes.start_time ASC"]  # creation order: the grid's order of submission
+    found = None
     if rest.serves(uri):
-        try:
-            found = [_from_json(run) for run in rest.search_runs(uri, experiment, filter_string, order_by)]
-            return {run.run_key: run for run in found if run.run_key}
-        except rest.RestUnavailable:
-            pass  # the mlflow client tries again, and says what is wrong if it is
+        with contextlib.suppress(rest.RestUnavailable):  # the mlflow client tries again, and says why
+            found = list(rest.search_runs(uri, experiment, filter_string, order_by))
+    if found is None:
+        found = list(_search_with_client(uri, experiment, filter_string, order_by))
+    runs = [_from_json(run) for run in found]
+    return {run.run_key: run for run in runs if run.run_key}
+
+
+def _search_with_client(uri: str, experiment: str, filter_string: str, order_by: list[str]) -> Iterator[Any]:
+    """``rest.search_runs`` through the mlflow client: the same runs, as the same REST API JSON."""
     from mlflow.tracking import MlflowClient
+    from mlflow.utils.proto_json_utils import message_to_json
 
     client = MlflowClient(tracking_uri=uri)
     experiment_found = client.get_experiment_by_name(experiment)
     if experiment_found is None:
-        return {}
-    runs: dict[str, TrackedRun] = {}
+        return
     token = None
     while True:
         page = client.search_runs(
@@ -65,28 +72,14 @@ def tracked_runs(uri: str, experiment: str, grid: str) -> dict[str, TrackedRun]:
             page_token=token,
         )
         for run in page:
-            key = run.data.tags.get("run_key")
-            if key:
-                info, data = run.info, run.data
-                steps = {metric.key: metric.step for metric in data.to_proto().metrics}
-                runs[key] = TrackedRun(
-                    info.run_id,
-                    key,
-                    info.status,
-                    data.metrics,
-                    data.tags,
-                    data.params,
-                    info.start_time,
-                    info.end_time,
-                    step=_step(steps),
-                )
+            yield json.loads(message_to_json(run.to_proto()))
         token = page.token
         if not token:
-            return runs
+            return
 
 
 def _from_json(run: dict[str, Any]) -> TrackedRun:
-    """A run of the REST API's search reply (int64 fields may come as strings, NaN as "NaN")."""
+    """A run as the REST API's JSON gives it (int64 fields may come as strings, NaN as "NaN")."""
     info, data = run["info"], run.get("data", {})
     metrics = data.get("metrics", [])
     tags = {tag["key"]: tag.get("value", "") for tag in data.get("tags", [])}

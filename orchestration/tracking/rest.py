@@ -45,13 +45,13 @@ def search_runs(
 ) -> Iterator[dict[str, Any]]:
     """Every run of ``experiment`` matching ``filter_string``, page by page, as the REST API's JSON
     (``info``, ``data`` with lists of ``metrics``, ``params``, ``tags``); none for a missing experiment."""
-    experiment_id = _experiment_id(uri, experiment)
-    if experiment_id is None:
+    found = _experiment(uri, experiment)
+    if found is None:
         return
     token = None
     while True:
         body: dict[str, Any] = {
-            "experiment_ids": [experiment_id],
+            "experiment_ids": [found["experiment_id"]],
             "filter": filter_string,
             "max_results": PAGE,
             "order_by": order_by,
@@ -83,11 +83,6 @@ def ensure_experiment(uri: str, name: str, tags: dict[str, str]) -> str:
             body = {"experiment_id": found["experiment_id"], "key": key, "value": value}
             _call(uri, "experiments/set-experiment-tag", body=body)
     return found["experiment_id"]
-
-
-def _experiment_id(uri: str, name: str) -> str | None:
-    found = _experiment(uri, name)
-    return None if found is None else found["experiment_id"]
 
 
 def _experiment(uri: str, name: str) -> dict[str, Any] | None:
