@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 from orchestration.compose import Composer
 from orchestration.grid import expand_grid
@@ -43,9 +45,6 @@ def large_grid(sizes: list[int], seeds: int) -> dict:
 def time_demo_cli(repeats: int = 3) -> None:
     """Seconds of the whole command submitting the 4-run demo grid (held, then cancelled), each into a new
     experiment of one real ``mlflow server``, after a first submission has generated the data."""
-    import sys
-    from pathlib import Path
-
     repo = Path(__file__).resolve().parent.parent
     sys.path.insert(0, str(repo))
     from tests.fixtures.mlflow_server import MlflowServer
