@@ -20,6 +20,7 @@ from orchestration.compose import command_line_overrides
 from orchestration.grid import GridError, expand_configured_grid
 from orchestration.reconcile import grid_state
 from orchestration.status import format_status, grid_status
+from orchestration.tracking.store import TrackingUnavailable
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="status")
@@ -32,7 +33,11 @@ def main(cfg: DictConfig) -> None:
         print(exc, file=sys.stderr)
         sys.exit(2)
     first = specs[0]
-    state = grid_state(first)
+    try:
+        state = grid_state(first)
+    except TrackingUnavailable as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(2)
     if cfg.cancel:
         try:
             chosen = select(specs, cfg.cancel_cells, cfg.cancel_seeds)

@@ -18,6 +18,7 @@ from orchestration.compose import command_line_overrides
 from orchestration.grid import GridError, expand_configured_grid
 from orchestration.report import ReportSettings, make_report, tables_command
 from orchestration.table_formats import FORMATS
+from orchestration.tracking.store import TrackingUnavailable
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="tables")
@@ -34,7 +35,7 @@ def main(cfg: DictConfig) -> None:
                 f"print_format={cfg.print_format!r} is not known (choose one of {', '.join(FORMATS)})"
             )
         report = make_report(specs, settings, tables_command(overrides), cfg.output, cfg.log_to_mlflow)
-    except (GridError, ValueError) as exc:
+    except (GridError, ValueError, TrackingUnavailable) as exc:
         print(exc, file=sys.stderr)
         sys.exit(2)
     shown = next((p for p in report.files if p.suffix == f".{FORMATS[cfg.print_format]}"), None)

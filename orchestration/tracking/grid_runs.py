@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestration.tracking import rest
-from orchestration.tracking.store import ensure_experiment
+from orchestration.tracking.store import ensure_experiment, find_experiment
 
 if TYPE_CHECKING:  # imported where used: status.py reads a server's runs without the mlflow package
     from mlflow.tracking import MlflowClient
@@ -59,7 +59,7 @@ def _search_with_client(uri: str, experiment: str, filter_string: str, order_by:
     from mlflow.utils.proto_json_utils import message_to_json
 
     client = MlflowClient(tracking_uri=uri)
-    experiment_found = client.get_experiment_by_name(experiment)
+    experiment_found = find_experiment(uri, experiment, client)
     if experiment_found is None:
         return
     token = None

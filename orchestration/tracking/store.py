@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from orchestration.tracking import rest
 
@@ -76,6 +76,24 @@ def refusal(tracking_uri: str, exc: MlflowException) -> str | None:
     )
 
 
+def find_experiment(tracking_uri: str, name: str, client: MlflowClient) -> Any:
+    """The experiment named ``name`` (None if there is none); ``TrackingUnavailable``, saying why and what
+    to do, when the store cannot be reached or refuses the login."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_experiment_by_name(name)
+    except MlflowException as exc:
+        refused = refusal(tracking_uri, exc)
+        if refused:
+            raise TrackingUnavailable(refused) from None  # MLflow's own message only repeats it
+        reason = str(exc).splitlines()[0][:300]
+        raise TrackingUnavailable(
+            f"the MLflow tracking store {tracking_uri} cannot be reached ({reason}); start the server "
+            "(docker/docker-compose.yml, or `mlflow server --host 127.0.0.1`) or use tracking=local"
+        ) from exc
+
+
 def ensure_experiment(tracking_uri: str, name: str, client: MlflowClient | None = None) -> str:
     """The experiment's id, creating it if needed. Safe when a grid's jobs start together. With an embedded
     SQLite store its artifacts go next to the database file (``<root>/mlartifacts``), not into ``./mlruns``
@@ -89,17 +107,7 @@ def ensure_experiment(tracking_uri: str, name: str, client: MlflowClient | None 
     from mlflow.tracking import MlflowClient
 
     client = client or MlflowClient(tracking_uri)
-    try:
-        experiment = client.get_experiment_by_name(name)
-    except MlflowException as exc:
-        refused = refusal(tracking_uri, exc)
-        if refused:
-            raise TrackingUnavailable(refused) from None  # MLflow's own message only repeats it
-        reason = str(exc).splitlines()[0][:300]
-        raise TrackingUnavailable(
-            f"the MLflow tracking store {tracking_uri} cannot be reached ({reason}); start the server "
-            "(docker/docker-compose.yml, or `mlflow server --host 127.0.0.1`) or use tracking=local"
-        ) from exc
+    experiment = find_experiment(tracking_uri, name, client)
     if experiment is not None:
         for key, value in EXPERIMENT_KIND.items():
             if experiment.tags.get(key) != value:

@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from orchestration.tracking import rest
 from orchestration.tracking.grid_runs import tracked_runs
-from orchestration.tracking.store import EXPERIMENT_KIND, ensure_experiment
+from orchestration.tracking.store import EXPERIMENT_KIND, TrackingUnavailable, ensure_experiment
 from tests.fixtures.mlflow_server import free_port
 
 pytestmark = pytest.mark.mlflow_server
@@ -89,12 +89,13 @@ def test_a_missing_experiment_reads_as_no_runs(mlflow_server):
     assert tracked_runs(mlflow_server, f"never-{uuid.uuid4().hex[:8]}", "g") == {}
 
 
-def test_an_unreachable_server_is_left_to_the_mlflow_clients_error():
+def test_an_unreachable_server_is_left_to_the_mlflow_client_and_its_clear_error():
     uri = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(rest.RestUnavailable):
         list(rest.search_runs(uri, "e", "", []))
-    with pytest.raises(MlflowException):
+    with pytest.raises(TrackingUnavailable, match=f"{uri} cannot be reached") as raised:
         tracked_runs(uri, "e", "g")
+    assert isinstance(raised.value.__cause__, MlflowException)  # the client's own error, kept as the cause
 
 
 def test_only_setups_the_standard_library_can_authenticate_go_direct(monkeypatch, tmp_path):

@@ -65,3 +65,12 @@ def test_a_grid_with_an_unreachable_server_submits_nothing(tmp_path):
     assert done.returncode == 2
     assert f"{uri} cannot be reached" in done.stderr and "nothing was submitted" in done.stderr
     assert not (tmp_path / "demo").exists()
+
+
+@pytest.mark.parametrize("entry", ["status.py", "tables.py"])
+def test_looking_at_a_grid_with_an_unreachable_server_says_so_once(entry, tmp_path):
+    uri = closed_port_uri()
+    done = run(entry, "tracking=server", f"tracking.uri={uri}", f"output_root={tmp_path}")
+    assert done.returncode == 2
+    assert f"{uri} cannot be reached" in done.stderr and "tracking=local" in done.stderr
+    assert "Traceback" not in done.stderr and "MlflowException" not in done.stderr
